@@ -156,14 +156,12 @@ def band(grid: Grid, kind: InstrumentKind, p: Decimal) -> Decimal:
 
 
 def _floor(x: Decimal, tick: Decimal) -> Decimal:
-    quotient, remainder = divmod(x, tick)  # Decimal divmod truncates toward zero
-    if remainder < 0:
-        quotient -= 1
-    return quotient * tick
+    """For x > 0 only: Decimal ``//`` truncates toward zero, which is floor there."""
+    return (x // tick) * tick
 
 
 def _ceil(x: Decimal, tick: Decimal) -> Decimal:
-    quotient, remainder = divmod(x, tick)
+    quotient, remainder = divmod(x, tick)  # truncated: remainder has the sign of x
     if remainder > 0:
         quotient += 1
     return quotient * tick

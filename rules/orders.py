@@ -129,8 +129,8 @@ def convert(
     if policy is MarketPolicy.REJECT:
         raise Refused(
             Reason.MARKET_REJECTED,
-            f"{original.value} orders are not accepted; send a "
-            f"{_CONVERTED[original].value} order with a price",
+            f"{original.value} orders are not accepted here; send order type "
+            f"{_CONVERTED[original].value} with a price",
         )
     if intent.side is None:
         raise Refused(Reason.BAD_REQUEST, f"a {original.value} order needs a side (BUY or SELL)")

@@ -25,12 +25,16 @@ B = IPv4Address("203.0.113.2")
 C = IPv6Address("2001:db8::3")
 
 
-def ist(*args: int) -> datetime:
-    return datetime(*args, tzinfo=IST)  # type: ignore[misc]
+def ist(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=IST)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 # -- parse_ip_update ---------------------------------------------------------------------------

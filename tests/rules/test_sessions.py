@@ -29,8 +29,10 @@ REG = Registration(primary=P, secondary=S, version=1)
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=IST)
 
 
-def ist(*args: int) -> datetime:
-    return datetime(*args, tzinfo=IST)  # type: ignore[misc]
+def ist(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=IST)
 
 
 def cred(

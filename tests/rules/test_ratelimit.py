@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import pytest
+
+from rules.ratelimit import SlidingWindowLimiter
+
+
+def burst(limiter: SlidingWindowLimiter, key: str, now: float, n: int) -> list[float | None]:
+    return [limiter.try_acquire(key, now) for _ in range(n)]
+
+
+def test_rolling_window_not_clock_seconds() -> None:
+    limiter = SlidingWindowLimiter(10)
+    assert burst(limiter, "U1", 0.990, 10) == [None] * 10
+    refused = burst(limiter, "U1", 1.010, 10)
+    assert all(r == pytest.approx(0.98) for r in refused)
+    assert limiter.try_acquire("U1", 1.989999) == pytest.approx(0.000001, abs=1e-6)
+    assert burst(limiter, "U1", 1.990, 10) == [None] * 10
+    assert limiter.try_acquire("U1", 1.990) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("limit", "schedule", "expected"),
+    [
+        # (time, admitted?) in order; at most `limit` in any window of 1 s
+        (1, [0.0, 0.5, 0.999, 1.0, 1.5, 2.0], [True, False, False, True, False, True]),
+        (2, [0.0, 0.1, 0.2, 1.0, 1.05, 1.1, 1.2], [True, True, False, True, False, True, False]),
+        (3, [0.0, 0.0, 0.0, 0.0, 0.5, 1.0], [True, True, True, False, False, True]),
+        # refused attempts are not recorded: they do not push the window forward
+        (1, [0.0, 0.9, 0.95, 1.0], [True, False, False, True]),
+        (10, [0.1 * i for i in range(20)], [True] * 20),
+    ],
+)
+def test_schedule(limit: int, schedule: list[float], expected: list[bool]) -> None:
+    limiter = SlidingWindowLimiter(limit)
+    assert [limiter.try_acquire("k", t) is None for t in schedule] == expected
+
+
+def test_ten_per_second_steady_and_bursty() -> None:
+    limiter = SlidingWindowLimiter(10)
+    admitted = [t / 100 for t in range(0, 300) if limiter.try_acquire("k", t / 100) is None]
+    assert len(admitted) == 30
+    for start in admitted:
+        assert sum(1 for t in admitted if start <= t < start + 1.0) <= 10
+
+
+def test_retry_after_is_until_the_oldest_leaves() -> None:
+    limiter = SlidingWindowLimiter(3, window=1.0)
+    for t in (0.0, 0.2, 0.4):
+        assert limiter.try_acquire("k", t) is None
+    assert limiter.try_acquire("k", 0.5) == pytest.approx(0.5)
+    assert limiter.try_acquire("k", 0.9) == pytest.approx(0.1)
+    assert limiter.try_acquire("k", 1.0) is None  # 0.0 left; 0.2, 0.4, 1.0 remain
+    assert limiter.try_acquire("k", 1.1) == pytest.approx(0.1)
+
+
+def test_retry_after_is_never_zero() -> None:
+    limiter = SlidingWindowLimiter(1, window=0.3)
+    assert limiter.try_acquire("k", 0.1) is None
+    wait = limiter.try_acquire("k", 0.39999999999999997)
+    assert wait is not None
+    assert wait > 0
+
+
+def test_keys_are_independent() -> None:
+    limiter = SlidingWindowLimiter(1)
+    assert limiter.try_acquire("U1", 0.0) is None
+    assert limiter.try_acquire("U2", 0.0) is None
+    assert limiter.try_acquire("U1", 0.5) is not None
+    assert limiter.try_acquire("U2", 0.5) is not None
+
+
+def test_peek_does_not_record() -> None:
+    limiter = SlidingWindowLimiter(2)
+    assert limiter.peek("k", 0.0) is None
+    assert len(limiter) == 0
+    assert limiter.try_acquire("k", 0.0) is None
+    assert limiter.peek("k", 0.1) is None
+    assert limiter.peek("k", 0.1) is None
+    assert limiter.try_acquire("k", 0.2) is None
+    assert limiter.peek("k", 0.3) == pytest.approx(0.7)
+    assert limiter.peek("k", 1.0) is None
+    assert limiter.try_acquire("k", 1.0) is None
+
+
+def test_other_windows() -> None:
+    limiter = SlidingWindowLimiter(2, window=0.5)
+    assert limiter.try_acquire("k", 0.0) is None
+    assert limiter.try_acquire("k", 0.1) is None
+    assert limiter.try_acquire("k", 0.4) == pytest.approx(0.1)
+    assert limiter.try_acquire("k", 0.5) is None
+
+
+def test_memory_is_bounded() -> None:
+    limiter = SlidingWindowLimiter(10)
+    for i in range(10_000):
+        limiter.try_acquire("k", i * 0.001)
+    assert len(limiter._hits["k"]) == 10
+    for i in range(100):
+        limiter.try_acquire(f"user-{i}", 5.0)
+    assert len(limiter) == 101
+    assert limiter.prune(5.5) == 0
+    assert limiter.prune(6.0) == 100
+    assert len(limiter) == 1
+    assert limiter.prune(100.0) == 1
+    assert len(limiter) == 0
+
+
+def test_prune_drops_keys_emptied_by_peek() -> None:
+    limiter = SlidingWindowLimiter(1)
+    limiter.try_acquire("k", 0.0)
+    assert limiter.peek("k", 5.0) is None  # drops the expired hit, leaving an empty deque
+    assert limiter.prune(5.0) == 1
+
+
+@pytest.mark.parametrize(("limit", "window"), [(0, 1.0), (-1, 1.0), (10, 0.0), (10, -1.0)])
+def test_invalid_configuration(limit: int, window: float) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        SlidingWindowLimiter(limit, window)
