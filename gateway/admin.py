@@ -1,0 +1,239 @@
+"""The admin API under ``/admin/v1`` (SPEC §12, §13), behind ``Authorization: Bearer <admin.token>``.
+
+Operators create accounts and apps, push LTPs from a feed, read the audit log, revoke
+sessions and override an account's static IPs (audited, and without the weekly cooldown: the
+operator is the one who verified the change).  With no admin token configured the admin API
+answers 403 to everything.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from rules.decisions import Reason, Refuse, Refused
+from rules.registry import Registration, parse_ip_update
+
+from .api.common import Handler, gateway_error, json_body, json_response, with_envelope
+from .api.session import secret_hash
+from .api.userip import ip_view
+from .services import SERVICES, Services
+from .stores.base import Account, App
+
+_envelope = with_envelope(gateway_error)
+MAX_FAMILY_MEMBERS = 10
+
+
+@web.middleware
+async def admin_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    expected = request.app[SERVICES].config.admin.token
+    values = request.headers.getall("Authorization", [])
+    given = values[0].removeprefix("Bearer ").strip() if len(values) == 1 else ""
+    if not expected:
+        return gateway_error(Refuse(Reason.FORBIDDEN, "the admin API is disabled: set admin.token"))
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        return gateway_error(
+            Refuse(Reason.INVALID_TOKEN, "admin API needs Authorization: Bearer <admin.token>")
+        )
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+def _account_view(account: Account) -> dict[str, Any]:
+    return {
+        "user_id": account.user_id,
+        "name": account.name,
+        "parent_id": account.parent_id,
+        "algo_id": account.algo_id,
+        "created_at": account.created_at.isoformat(),
+    }
+
+
+def _string(body: Any, name: str, *, required: bool = True) -> str | None:
+    value = body.get(name) if isinstance(body, dict) else None
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        raise Refused(
+            Reason.BAD_REQUEST, f"{name} must be a non-empty string of at most 64 characters"
+        )
+    return value
+
+
+async def _account(services: Services, user_id: str) -> Account:
+    account = await services.store.get_account(user_id)
+    if account is None:
+        raise Refused(Reason.NOT_FOUND, f"no account {user_id!r}")
+    return account
+
+
+@_envelope
+async def create_account(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    body = await json_body(request)
+    user_id = _string(body, "user_id")
+    name = _string(body, "name")
+    algo_id = _string(body, "algo_id", required=False)
+    assert user_id is not None and name is not None
+    account = Account(user_id=user_id, name=name, created_at=services.clock.now(), algo_id=algo_id)
+    try:
+        await services.store.create_account(account)
+    except KeyError as exc:
+        raise Refused(Reason.CONFLICT, f"account {user_id!r} exists") from exc
+    return json_response(_account_view(account), 201)
+
+
+@_envelope
+async def list_accounts(request: web.Request) -> web.StreamResponse:
+    accounts = await request.app[SERVICES].store.list_accounts()
+    return json_response({"data": [_account_view(a) for a in accounts]})
+
+
+async def new_app(services: Services, user_id: str) -> tuple[App, str]:
+    await _account(services, user_id)
+    secret = secrets.token_urlsafe(32)
+    app = App(
+        api_key=secrets.token_hex(16),
+        user_id=user_id,
+        secret_hash=secret_hash(secret),
+        created_at=services.clock.now(),
+    )
+    await services.store.create_app(app)
+    return app, secret
+
+
+@_envelope
+async def create_app_for(request: web.Request) -> web.StreamResponse:
+    app, secret = await new_app(request.app[SERVICES], request.match_info["user_id"])
+    return json_response(
+        {"api_key": app.api_key, "api_secret": secret, "user_id": app.user_id}, 201
+    )
+
+
+def parse_prices(body: Any) -> dict[str, Decimal]:
+    if not isinstance(body, dict) or not body:
+        raise Refused(Reason.BAD_REQUEST, 'the body must be {"<instrument_key>": <price>, …}')
+    prices: dict[str, Decimal] = {}
+    for key, value in body.items():
+        if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+            raise Refused(Reason.BAD_REQUEST, f"price of {key} must be a number, got {value!r}")
+        try:
+            price = Decimal(value)
+        except InvalidOperation as exc:
+            raise Refused(
+                Reason.BAD_REQUEST, f"price of {key} must be a number, got {value!r}"
+            ) from exc
+        if not price.is_finite() or price <= 0:
+            raise Refused(Reason.BAD_REQUEST, f"price of {key} must be positive, got {value!r}")
+        prices[key] = price
+    return prices
+
+
+@_envelope
+async def push_ltp(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    for key, price in parse_prices(await json_body(request)).items():
+        services.ltp.push(key, price)
+    return web.Response(status=204)
+
+
+@_envelope
+async def audit_query(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    raw_limit = request.query.get("limit", "100")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 10_000:
+        raise Refused(Reason.BAD_REQUEST, "limit must be an integer from 1 to 10000")
+    records = await services.store.audit_query(
+        user_id=request.query.get("user_id") or None, limit=int(raw_limit)
+    )
+    return json_response({"data": list(records)})
+
+
+@_envelope
+async def revoke_session(request: web.Request) -> web.StreamResponse:
+    revoked = await request.app[SERVICES].store.revoke_credential(request.match_info["session_id"])
+    if not revoked:
+        raise Refused(Reason.NOT_FOUND, "no live session with that id")
+    return web.Response(status=204)
+
+
+@_envelope
+async def revoke_account_sessions(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    account = await _account(services, request.match_info["user_id"])
+    count = await services.store.revoke_account(account.user_id)
+    return json_response({"user_id": account.user_id, "revoked": count})
+
+
+@_envelope
+async def get_ip(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    account = await _account(services, request.match_info["user_id"])
+    registration = await services.store.get_registration(account.parent_id or account.user_id)
+    return json_response(
+        {"status": "success", "data": await ip_view(services, account, registration)}
+    )
+
+
+async def override_ip(services: Services, user_id: str, body: Any) -> dict[str, Any]:
+    """Set an account's IPs without the cooldown; invalidates its sessions like any change."""
+    account = await _account(services, user_id)
+    if account.parent_id is not None:
+        raise Refused(
+            Reason.IP_CHANGE_NOT_PERMITTED, f"{user_id} is a family member; set the parent's IPs"
+        )
+    update = parse_ip_update(body, public_only=services.config.rules.public_ips_only)
+    current = await services.store.get_registration(user_id)
+    now = services.clock.now()
+    new = Registration(
+        primary=update.primary,
+        secondary=update.secondary,
+        primary_updated_at=now if update.primary != current.primary else current.primary_updated_at,
+        secondary_updated_at=(
+            now if update.secondary != current.secondary else current.secondary_updated_at
+        ),
+        changed_at=now,
+        version=current.version + 1,
+    )
+    await services.store.apply_ip_change(user_id, new, expected_version=current.version)
+    await services.store.audit(
+        {
+            "at": now.isoformat(),
+            "user_id": user_id,
+            "decision": "admin_ip_override",
+            "original": {
+                "primary_ip": str(current.primary),
+                "secondary_ip": str(current.secondary),
+            },
+            "rewritten": {"primary_ip": str(new.primary), "secondary_ip": str(new.secondary)},
+        }
+    )
+    data = await ip_view(services, account, new)
+    data["access_tokens_invalidated"] = True
+    return data
+
+
+@_envelope
+async def put_ip(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    data = await override_ip(services, request.match_info["user_id"], await json_body(request))
+    return json_response({"status": "success", "data": data})
+
+
+def create_admin_app(services: Services) -> web.Application:
+    admin = web.Application(middlewares=[admin_auth])
+    admin[SERVICES] = services
+    admin.router.add_post("/accounts", create_account)
+    admin.router.add_get("/accounts", list_accounts)
+    admin.router.add_post("/accounts/{user_id}/apps", create_app_for)
+    admin.router.add_delete("/accounts/{user_id}/sessions", revoke_account_sessions)
+    admin.router.add_get("/accounts/{user_id}/ip", get_ip)
+    admin.router.add_put("/accounts/{user_id}/ip", put_ip)
+    admin.router.add_delete("/sessions/{session_id}", revoke_session)
+    admin.router.add_put("/ltp", push_ltp)
+    admin.router.add_get("/audit", audit_query)
+    return admin

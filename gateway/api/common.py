@@ -1,0 +1,74 @@
+"""Shared pieces of the gateway's own endpoints: envelopes, auth from any dialect, times."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, tzinfo
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from rules.decisions import Reason, Refuse, Refused
+from rules.sessions import check_live
+
+from ..codec import decode_json, encode_json
+from ..dialects.base import Token, bearer, single_header
+from ..pipeline import identify, read_body
+from ..services import SERVICES, Services
+from ..stores.base import Snapshot, StoreUnavailable
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=encode_json(data), content_type="application/json")
+
+
+def gateway_error(refuse: Refuse) -> web.Response:
+    """The gateway's own envelope (SPEC §2): ``{"error": CODE, "message": …}``."""
+    return json_response({"error": refuse.reason.name, "message": refuse.message}, refuse.status)
+
+
+def any_token(headers: CIMultiDictProxy[str]) -> Token:
+    """A login from any dialect: kotak's ``Auth`` + ``Sid``, else ``Authorization: Bearer``."""
+    auth = single_header(headers, "Auth")
+    if auth is not None:
+        return Token(auth.strip(), single_header(headers, "Sid"))
+    return bearer(headers)
+
+
+async def authenticated(request: web.Request) -> tuple[Services, Snapshot]:
+    services = request.app[SERVICES]
+    snapshot = await identify(services, any_token(request.headers))
+    check_live(snapshot.credential, now=services.clock.now())
+    return services, snapshot
+
+
+async def json_body(request: web.Request) -> Any:
+    services = request.app[SERVICES]
+    return decode_json(await read_body(request, services.config.server.max_body_bytes))
+
+
+def server_time(value: datetime | None, tz: tzinfo) -> str | None:
+    """``YYYY-MM-DD HH:MM:SS`` in rules.timezone (SPEC §4)."""
+    return None if value is None else value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def with_envelope(render: Callable[[Refuse], web.Response]) -> Callable[[Handler], Handler]:
+    """Turn Refused and StoreUnavailable raised by a handler into the given envelope."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def run(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except Refused as refused:
+                return render(refused.refusal)
+            except StoreUnavailable:
+                return render(
+                    Refuse(Reason.STORE_UNAVAILABLE, "the gateway's store is unavailable")
+                )
+
+        return run
+
+    return wrap

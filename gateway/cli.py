@@ -1,0 +1,165 @@
+"""``order-gateway``: serve, the paper broker, and admin commands.
+
+The CLI only turns flags and files into a :class:`Config` and calls ``serve``; admin commands
+talk to a running gateway's admin API (never to its database behind its back, which would
+leave the gateway's caches stale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .app import create_app
+from .config import Config, ConfigError, load_config
+from .loops import loop_factory
+
+log = logging.getLogger("order_gateway")
+
+
+async def _serve(config: Config, paper_port: int) -> None:
+    app = create_app(config, paper_port=paper_port)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port, backlog=1024)
+    await site.start()
+    log.info("order-gateway listening on http://%s:%d", config.server.host, config.server.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: draining in-flight requests")
+    await runner.cleanup()
+
+
+def serve(config: Config, *, paper_port: int = 9000) -> None:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(_serve(config, paper_port))
+
+
+def _admin(config: Config, url: str | None, method: str, path: str, body: Any = None) -> Any:
+    base = url or f"http://{config.server.host}:{config.server.port}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - the operator's own gateway URL
+        f"{base}/admin/v1{path}",
+        data=data,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {config.admin.token}",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(
+            f"{method} {path}: {exc.code} {exc.read().decode(errors='replace')}"
+        ) from exc
+    except urllib.error.URLError as exc:
+        raise SystemExit(f"cannot reach the gateway at {base}: {exc.reason}") from exc
+    return json.loads(raw) if raw else None
+
+
+def _print(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="order-gateway", description=__doc__)
+    parser.add_argument("--config", type=Path, help="gateway.toml (defaults + GATEWAY_* env)")
+    parser.add_argument("--url", help="admin commands: the gateway's base URL")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve_p = sub.add_parser("serve", help="run the gateway")
+    serve_p.add_argument("--paper-port", type=int, default=9000, help="embedded paper broker port")
+    paper = sub.add_parser("paper-broker", help="run the bundled paper broker")
+    paper.add_argument("--host", default="127.0.0.1")
+    paper.add_argument("--port", type=int, default=9000)
+
+    accounts = sub.add_parser("accounts").add_subparsers(dest="action", required=True)
+    add = accounts.add_parser("add")
+    add.add_argument("user_id")
+    add.add_argument("name")
+    accounts.add_parser("list")
+
+    apps = sub.add_parser("apps").add_subparsers(dest="action", required=True)
+    apps.add_parser("create").add_argument("user_id")
+
+    family = sub.add_parser("family").add_subparsers(dest="action", required=True)
+    fam_add = family.add_parser("add")
+    fam_add.add_argument("parent_id")
+    fam_add.add_argument("member_id")
+
+    ip = sub.add_parser("ip").add_subparsers(dest="action", required=True)
+    ip.add_parser("show").add_argument("user_id")
+    ip_set = ip.add_parser("set")
+    ip_set.add_argument("user_id")
+    ip_set.add_argument("primary_ip")
+    ip_set.add_argument("secondary_ip", nargs="?")
+
+    audit = sub.add_parser("audit").add_subparsers(dest="action", required=True)
+    tail = audit.add_parser("tail")
+    tail.add_argument("--user-id")
+    tail.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"order-gateway: {exc}", file=sys.stderr)
+        return 2
+    command = args.command
+    if command == "serve":
+        serve(config, paper_port=args.paper_port)
+    elif command == "paper-broker":
+        from .paper.app import run_paper_broker
+
+        run_paper_broker(args.host, args.port)
+    elif command == "accounts" and args.action == "add":
+        _print(
+            _admin(
+                config, args.url, "POST", "/accounts", {"user_id": args.user_id, "name": args.name}
+            )
+        )
+    elif command == "accounts":
+        _print(_admin(config, args.url, "GET", "/accounts"))
+    elif command == "apps":
+        _print(_admin(config, args.url, "POST", f"/accounts/{args.user_id}/apps"))
+    elif command == "family":
+        _print(
+            _admin(
+                config,
+                args.url,
+                "POST",
+                f"/accounts/{args.parent_id}/family/members",
+                {"user_id": args.member_id},
+            )
+        )
+    elif command == "ip" and args.action == "show":
+        _print(_admin(config, args.url, "GET", f"/accounts/{args.user_id}/ip"))
+    elif command == "ip":
+        body = {"primary_ip": args.primary_ip, "secondary_ip": args.secondary_ip}
+        _print(_admin(config, args.url, "PUT", f"/accounts/{args.user_id}/ip", body))
+    elif command == "audit":
+        query = f"?limit={args.limit}" + (f"&user_id={args.user_id}" if args.user_id else "")
+        _print(_admin(config, args.url, "GET", f"/audit{query}"))
+    return 0

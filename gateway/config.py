@@ -1,0 +1,315 @@
+"""Configuration: one frozen tree, parsed once at startup (SPEC §13).
+
+Every key has a default; a TOML file overrides defaults and ``GATEWAY_<SECTION>_<KEY>``
+environment variables override the file.  Everything is turned into its working type here
+(``ipaddress`` networks, ``ZoneInfo``, ``Decimal`` grids, enums), so nothing on the request
+path parses a string, and a bad value fails at startup with a message naming its key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rules.grid import Grid, default_grid, parse_grid
+from rules.orders import MarketPolicy
+from rules.registry import IpChangePolicy
+from rules.types import IPNetwork
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    max_body_bytes: int = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    url: str = "sqlite:///gateway.db"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    upstox: str | None = None
+    kotak: str | None = None
+    paradex: str | None = None
+    timeout_s: float = 5.0
+    connect_timeout_s: float = 1.0
+    shared_secret: str = field(default="", repr=False)
+
+    @property
+    def embedded(self) -> bool:
+        """No upstream configured: the bundled paper broker runs in-process."""
+        return self.upstox is None and self.kotak is None and self.paradex is None
+
+
+@dataclass(frozen=True, slots=True)
+class RulesConfig:
+    ip_change: IpChangePolicy = IpChangePolicy.ROLLING_7D
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Kolkata"))
+    session_logout: time = time(3, 30)
+    orders_per_second: int = 10
+    rate_limit_mode: str = "reject"
+    queue_max_wait_ms: int = 0
+    market_orders: MarketPolicy = MarketPolicy.CONVERT
+    ltp_max_age_s: float = 2.0
+    algo_id: str = "99999"
+    algo_name: str = ""
+    public_ips_only: bool = False
+    grid: Grid = field(default_factory=default_grid)
+    paradex_grid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentsConfig:
+    files: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    instruments: InstrumentsConfig = field(default_factory=InstrumentsConfig)
+
+
+_SECTIONS: dict[str, frozenset[str]] = {
+    "server": frozenset({"host", "port", "trusted_proxies", "max_body_bytes"}),
+    "admin": frozenset({"token"}),
+    "store": frozenset({"url"}),
+    "upstream": frozenset(
+        {"upstox", "kotak", "paradex", "timeout_s", "connect_timeout_s", "shared_secret"}
+    ),
+    "rules": frozenset(
+        {
+            "ip_change",
+            "timezone",
+            "session_logout",
+            "orders_per_second",
+            "rate_limit_mode",
+            "queue_max_wait_ms",
+            "market_orders",
+            "ltp_max_age_s",
+            "algo_id",
+            "algo_name",
+            "public_ips_only",
+            "grid_file",
+            "paradex_grid",
+        }
+    ),
+    "instruments": frozenset({"files"}),
+}
+_LISTS = {("server", "trusted_proxies"), ("instruments", "files")}
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration from an optional TOML file and the environment."""
+    raw: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        for section, values in data.items():
+            if section not in _SECTIONS or not isinstance(values, dict):
+                raise ConfigError(f"unknown config section [{section}]")
+            raw[section].update(values)
+    for name, value in (os.environ if env is None else env).items():
+        if not name.startswith("GATEWAY_"):
+            continue
+        section, _, key = name[len("GATEWAY_") :].lower().partition("_")
+        if section in _SECTIONS and key in _SECTIONS[section]:
+            raw[section][key] = _from_env(section, key, value)
+    for section, values in raw.items():
+        for key in values:
+            if key not in _SECTIONS[section]:
+                raise ConfigError(f"unknown config key {section}.{key}")
+    return _build(raw)
+
+
+def _from_env(section: str, key: str, value: str) -> object:
+    if (section, key) in _LISTS:
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _build(raw: dict[str, dict[str, Any]]) -> Config:
+    s, a, st, u, r, i = (raw[k] for k in _SECTIONS)
+    server = ServerConfig(
+        host=_str(s, "server.host", "127.0.0.1"),
+        port=_int(s, "server.port", 8080, minimum=0),
+        trusted_proxies=tuple(
+            _network(v, "server.trusted_proxies") for v in _list(s, "server.trusted_proxies")
+        ),
+        max_body_bytes=_int(s, "server.max_body_bytes", 65536, minimum=1),
+    )
+    upstream = UpstreamConfig(
+        upstox=_url(u, "upstream.upstox"),
+        kotak=_url(u, "upstream.kotak"),
+        paradex=_url(u, "upstream.paradex"),
+        timeout_s=_float(u, "upstream.timeout_s", 5.0),
+        connect_timeout_s=_float(u, "upstream.connect_timeout_s", 1.0),
+        shared_secret=_str(u, "upstream.shared_secret", ""),
+    )
+    grid_file = _str(r, "rules.grid_file", "")
+    rules = RulesConfig(
+        ip_change=_enum(IpChangePolicy, r, "rules.ip_change", IpChangePolicy.ROLLING_7D),
+        timezone=_zone(_str(r, "rules.timezone", "Asia/Kolkata")),
+        session_logout=_clock(_str(r, "rules.session_logout", "03:30")),
+        orders_per_second=_int(r, "rules.orders_per_second", 10, minimum=1),
+        rate_limit_mode=_choice(r, "rules.rate_limit_mode", "reject", ("reject", "queue")),
+        queue_max_wait_ms=_int(r, "rules.queue_max_wait_ms", 0, minimum=0),
+        market_orders=_enum(MarketPolicy, r, "rules.market_orders", MarketPolicy.CONVERT),
+        ltp_max_age_s=_float(r, "rules.ltp_max_age_s", 2.0),
+        algo_id=_str(r, "rules.algo_id", "99999"),
+        algo_name=_str(r, "rules.algo_name", ""),
+        public_ips_only=_bool(r, "rules.public_ips_only", False),
+        grid=_grid(grid_file) if grid_file else default_grid(),
+        paradex_grid=_bool(r, "rules.paradex_grid", False),
+    )
+    return Config(
+        server=server,
+        admin=AdminConfig(token=_str(a, "admin.token", "")),
+        store=StoreConfig(url=_store_url(_str(st, "store.url", "sqlite:///gateway.db"))),
+        upstream=upstream,
+        rules=rules,
+        instruments=InstrumentsConfig(
+            files=tuple(Path(str(p)) for p in _list(i, "instruments.files"))
+        ),
+    )
+
+
+def _key(name: str) -> str:
+    return name.split(".", 1)[1]
+
+
+def _str(values: dict[str, Any], name: str, default: str) -> str:
+    value = values.get(_key(name), default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def _int(values: dict[str, Any], name: str, default: int, *, minimum: int) -> int:
+    value = values.get(_key(name), default)
+    try:
+        number = int(value) if isinstance(value, str) else value
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
+    if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return number
+
+
+def _float(values: dict[str, Any], name: str, default: float) -> float:
+    value = values.get(_key(name), default)
+    try:
+        number = (
+            float(value) if isinstance(value, str | int) and not isinstance(value, bool) else value
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from exc
+    if not isinstance(number, float) or not number > 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+def _bool(values: dict[str, Any], name: str, default: bool) -> bool:
+    value = values.get(_key(name), default)
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.lower() in ("true", "1", "yes")
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _list(values: dict[str, Any], name: str) -> list[object]:
+    value = values.get(_key(name), [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{name} must be a list, got {value!r}")
+    return value
+
+
+def _choice(values: dict[str, Any], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _str(values, name, default)
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+_E = TypeVar("_E", IpChangePolicy, MarketPolicy)
+
+
+def _enum(kind: type[_E], values: dict[str, Any], name: str, default: _E) -> _E:
+    value = _str(values, name, default.value)
+    try:
+        return kind(value)
+    except ValueError as exc:
+        allowed = ", ".join(member.value for member in kind)
+        raise ConfigError(f"{name} must be one of {allowed}, got {value!r}") from exc
+
+
+def _url(values: dict[str, Any], name: str) -> str | None:
+    value = values.get(_key(name))
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _network(value: object, name: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(str(value), strict=True)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {value!r} is not a CIDR network ({exc})") from exc
+
+
+def _zone(value: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"rules.timezone: unknown time zone {value!r}") from exc
+
+
+def _clock(value: str) -> time:
+    try:
+        hours, minutes = value.split(":")
+        return time(int(hours), int(minutes))
+    except ValueError as exc:
+        raise ConfigError(f"rules.session_logout must be HH:MM, got {value!r}") from exc
+
+
+def _grid(path: str) -> Grid:
+    try:
+        return parse_grid(tomllib.loads(Path(path).read_text()))
+    except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ConfigError(f"rules.grid_file {path!r}: {exc}") from exc
+
+
+def _store_url(value: str) -> str:
+    if not value.startswith(("sqlite:///", "redis://", "rediss://")):
+        raise ConfigError(
+            f"store.url must be sqlite:///path or redis://host:port/db, got {value!r}"
+        )
+    return value

@@ -1,0 +1,146 @@
+"""What a broker dialect is: routes, credentials, order bodies, envelopes, quotes.
+
+The pipeline is dialect-agnostic: it asks the dialect to decode a request into
+:class:`OrderDoc` values (a rules-level :class:`OrderIntent` plus the fields to re-encode),
+applies the rules, asks the dialect to write conversions back into the fields, and to render
+refusals in its own envelope.  Adding a broker is one module plus its route table.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from rules.decisions import Reason, Refuse, Refused
+from rules.orders import Conversion, OrderIntent
+from rules.routes import Match, Route, RouteTable
+from rules.types import Instrument
+
+from ..codec import decode_json, encode_json
+
+
+@dataclass(slots=True)
+class OrderDoc:
+    """One order of a request: what the rules see, and the fields the upstream will get."""
+
+    intent: OrderIntent
+    fields: dict[str, Any]
+    conversion: Conversion | None = None
+
+
+@dataclass(slots=True)
+class Decoded:
+    """A decoded order-route request."""
+
+    docs: list[OrderDoc] = field(default_factory=list)
+    many: bool = False  # the body was a list of orders
+    body: Any = None  # a non-order body (e.g. positions exit filters), re-encoded as is
+    order_id: str | None = None  # the order a cancel names in the query string
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """The credential a request presents; ``session_id`` is checked when the dialect sends one."""
+
+    value: str
+    session_id: str | None = None
+
+
+def single_header(headers: CIMultiDictProxy[str], name: str) -> str | None:
+    values = headers.getall(name, [])
+    if len(values) > 1:
+        raise Refused(Reason.BAD_REQUEST, f"the {name} header is sent more than once")
+    return values[0] if values else None
+
+
+def bearer(headers: CIMultiDictProxy[str]) -> Token:
+    value = single_header(headers, "Authorization")
+    if value is None:
+        raise Refused(Reason.INVALID_TOKEN, "missing Authorization: Bearer <access_token>")
+    scheme, _, token = value.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Refused(
+            Reason.INVALID_TOKEN, "the Authorization header must be 'Bearer <access_token>'"
+        )
+    return Token(token)
+
+
+class Dialect(abc.ABC):
+    name: ClassVar[str]
+    prefixes: ClassVar[tuple[str, ...]]  # path prefixes this dialect owns
+    forwarded_headers: ClassVar[frozenset[str]] = frozenset({"accept", "accept-language"})
+
+    def __init__(self, routes: RouteTable) -> None:
+        self.routes = routes
+
+    def owns(self, path: str) -> bool:
+        return path.startswith(self.prefixes)
+
+    def match(self, method: str, path: str) -> Match | None:
+        return self.routes.match(method, path)
+
+    def is_order_path(self, path: str) -> bool:
+        return self.routes.is_order_path(path)
+
+    @abc.abstractmethod
+    def token(self, headers: CIMultiDictProxy[str]) -> Token:
+        """The presented credential; Refused(INVALID_TOKEN) when absent or malformed."""
+
+    @abc.abstractmethod
+    def decode(self, route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+        """Parse an order-route request strictly; Refused(BAD_REQUEST) naming what is wrong."""
+
+    @abc.abstractmethod
+    def apply(self, doc: OrderDoc, conversion: Conversion) -> None:
+        """Write a conversion into the doc's fields (order type and limit price)."""
+
+    @abc.abstractmethod
+    def encode(self, decoded: Decoded) -> tuple[bytes, str]:
+        """The body for the upstream and its content type."""
+
+    @abc.abstractmethod
+    def envelope(self, refuse: Refuse) -> dict[str, Any]:
+        """The dialect's error body for a refusal."""
+
+    @abc.abstractmethod
+    def order_ids(self, route: Route, body: bytes) -> list[str]:
+        """Order ids in a successful upstream answer, in request order."""
+
+    @abc.abstractmethod
+    def ltp_path(self, instrument: Instrument) -> str:
+        """The upstream quote path (with query) for one instrument's LTP."""
+
+    @abc.abstractmethod
+    def parse_ltp(self, instrument: Instrument, body: bytes) -> Decimal | None: ...
+
+    def reencode_other(self, body: bytes, content_type: str) -> tuple[bytes | None, str]:
+        """A non-order request body, parsed and re-encoded (JSON by default)."""
+        if not body.strip():
+            return None, ""
+        return encode_json(decode_json(body)), "application/json"
+
+    def algo_headers(self, algo_id: str, algo_name: str) -> dict[str, str]:
+        return {"X-Algo-Id": algo_id}
+
+    def refusal(self, refuse: Refuse, extra: Mapping[str, Any] | None = None) -> web.Response:
+        return refusal_response(self.envelope(refuse), refuse, extra)
+
+
+def refusal_response(
+    body: dict[str, Any], refuse: Refuse, extra: Mapping[str, Any] | None = None
+) -> web.Response:
+    """A refusal in an envelope, with ``Retry-After`` (whole seconds) when it has one."""
+    if extra:
+        body.update(extra)
+    headers = {"Content-Type": "application/json"}
+    if refuse.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(refuse.retry_after)))
+    return web.Response(status=refuse.status, body=encode_json(body), headers=headers)

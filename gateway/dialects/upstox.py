@@ -1,0 +1,286 @@
+"""The upstox dialect: Upstox API v2/v3 JSON (SPEC §2), modelled on Upstox's order API.
+
+Order bodies are decoded strictly: every known field has one JSON type (a boolean is never a
+number), unknown fields are refused rather than silently forwarded or dropped, and prices are
+``Decimal``.  Error codes are Upstox's where Upstox has one (UDAPI100050 invalid token,
+UDAPI1154 static IP, UDAPI1158 market orders, UDAPI10005 rate, UDAPI118x/1179 static-IP
+registry); the ``UDAPI9xxx`` codes are the gateway's own and listed in the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from rules.decisions import Reason, Refuse, Refused
+from rules.orders import Conversion, OrderIntent
+from rules.routes import Route
+from rules.types import Action, Instrument, OrderType, Side
+
+from ..codec import decode_json, encode_json
+from .base import Decoded, Dialect, OrderDoc, Token, bearer, refusal_response
+
+CODES: dict[Reason, str] = {
+    Reason.INVALID_TOKEN: "UDAPI100050",
+    Reason.IP_NOT_REGISTERED: "UDAPI1154",
+    Reason.SESSION_IP_MISMATCH: "UDAPI1154",
+    Reason.SLOT_TAKEN: "UDAPI1154",
+    Reason.RATE_LIMITED: "UDAPI10005",
+    Reason.LTP_UNAVAILABLE: "UDAPI1158",
+    Reason.MARKET_REJECTED: "UDAPI1158",
+    Reason.PRIMARY_IP_MISSING: "UDAPI1182",
+    Reason.INVALID_IP: "UDAPI1183",
+    Reason.SAME_IPS: "UDAPI1184",
+    Reason.CHANGE_TOO_SOON: "UDAPI1185",
+    Reason.CONCURRENT_UPDATE: "UDAPI1186",
+    Reason.IP_CHANGE_NOT_PERMITTED: "UDAPI1179",
+    # The gateway's own codes: UDAPI9 + the HTTP status (+ a digit where two share one).
+    Reason.BAD_REQUEST: "UDAPI9400",
+    Reason.BAD_FORWARDED: "UDAPI9400",
+    Reason.INVALID_CREDENTIALS: "UDAPI9401",
+    Reason.CIDR_NOT_ALLOWED: "UDAPI9403",
+    Reason.READ_ONLY_TOKEN: "UDAPI94031",
+    Reason.FORBIDDEN: "UDAPI94032",
+    Reason.FOREIGN_ORDER: "UDAPI94033",
+    Reason.NOT_FOUND: "UDAPI9404",
+    Reason.METHOD_NOT_ALLOWED: "UDAPI9405",
+    Reason.IP_TAKEN: "UDAPI9409",
+    Reason.CONFLICT: "UDAPI94091",
+    Reason.BODY_TOO_LARGE: "UDAPI9413",
+    Reason.UNKNOWN_ORDER: "UDAPI9422",
+    Reason.IDEMPOTENCY_MISMATCH: "UDAPI94221",
+    Reason.UPSTREAM_FAILED: "UDAPI9502",
+    Reason.STORE_UNAVAILABLE: "UDAPI9503",
+    Reason.UPSTREAM_UNAVAILABLE: "UDAPI95031",
+    Reason.UPSTREAM_TIMEOUT: "UDAPI9504",
+}
+
+
+def envelope(refuse: Refuse) -> dict[str, Any]:
+    return {
+        "status": "error",
+        "errors": [
+            {
+                "error_code": CODES[refuse.reason],
+                "message": refuse.message,
+                "property_path": None,
+                "invalid_value": None,
+            }
+        ],
+    }
+
+
+def error_response(refuse: Refuse) -> web.Response:
+    return refusal_response(envelope(refuse), refuse)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return _is_int(v) or isinstance(v, Decimal)
+
+
+def _is_str(v: object) -> bool:
+    return isinstance(v, str)
+
+
+def _is_bool(v: object) -> bool:
+    return isinstance(v, bool)
+
+
+def _one_of(*values: str) -> Callable[[object], bool]:
+    return lambda v: v in values
+
+
+_Spec = dict[str, tuple[Callable[[object], bool], str, bool]]  # field -> (check, type, required)
+
+_PLACE: _Spec = {
+    "quantity": (_is_int, "an integer", True),
+    "product": (_is_str, "a string", True),
+    "validity": (_is_str, "a string", True),
+    "price": (_is_number, "a number", True),
+    "tag": (lambda v: v is None or _is_str(v), "a string", False),
+    "instrument_token": (_is_str, "a string", True),
+    "order_type": (_one_of("MARKET", "LIMIT", "SL", "SL-M"), "MARKET, LIMIT, SL or SL-M", True),
+    "transaction_type": (_one_of("BUY", "SELL"), "BUY or SELL", True),
+    "disclosed_quantity": (_is_int, "an integer", True),
+    "trigger_price": (_is_number, "a number", True),
+    "is_amo": (_is_bool, "true or false", True),
+}
+_PLACE_V3: _Spec = {
+    **_PLACE,
+    "slice": (_is_bool, "true or false", False),
+    "market_protection": (_is_number, "a number", False),
+}
+_MULTI: _Spec = {
+    **_PLACE,
+    "correlation_id": (_is_str, "a string", True),
+    "slice": _PLACE_V3["slice"],
+}
+_MODIFY: _Spec = {
+    "order_id": (_is_str, "a string", True),
+    "order_type": _PLACE["order_type"],
+    "quantity": (_is_int, "an integer", False),
+    "validity": (_is_str, "a string", False),
+    "price": (_is_number, "a number", False),
+    "disclosed_quantity": (_is_int, "an integer", False),
+    "trigger_price": (_is_number, "a number", False),
+}
+_MODIFY_V3: _Spec = {**_MODIFY, "market_protection": (_is_number, "a number", False)}
+
+
+def _check(doc: object, spec: _Spec, where: str) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise Refused(Reason.BAD_REQUEST, f"{where} must be a JSON object")
+    for name, value in doc.items():
+        if name not in spec:
+            raise Refused(Reason.BAD_REQUEST, f"{where}: unknown field {name!r}")
+        check, kind, _ = spec[name]
+        if not check(value):
+            raise Refused(Reason.BAD_REQUEST, f"{where}: {name} must be {kind}, got {value!r}")
+    missing = [name for name, (_, _, required) in spec.items() if required and name not in doc]
+    if missing:
+        raise Refused(Reason.BAD_REQUEST, f"{where}: missing {', '.join(missing)}")
+    if "quantity" in doc and doc["quantity"] <= 0:
+        raise Refused(Reason.BAD_REQUEST, f"{where}: quantity must be positive")
+    for name in ("price", "trigger_price", "disclosed_quantity"):
+        if name in doc and doc[name] < 0:
+            raise Refused(Reason.BAD_REQUEST, f"{where}: {name} must not be negative")
+    return doc
+
+
+def _decimal(value: object) -> Decimal | None:
+    return (
+        Decimal(value) if isinstance(value, int | Decimal) and not isinstance(value, bool) else None
+    )
+
+
+def _intent(action: Action, doc: dict[str, Any]) -> OrderIntent:
+    side = doc.get("transaction_type")
+    order_type = doc.get("order_type")
+    return OrderIntent(
+        action=action,
+        instrument_key=doc.get("instrument_token"),
+        side=None if side is None else Side(side),
+        order_type=None if order_type is None else OrderType(order_type),
+        price=_decimal(doc.get("price")),
+        trigger_price=_decimal(doc.get("trigger_price")),
+        order_id=doc.get("order_id"),
+        tag=doc.get("tag"),
+    )
+
+
+class UpstoxDialect(Dialect):
+    name: ClassVar[str] = "upstox"
+    prefixes: ClassVar[tuple[str, ...]] = ("/v2/", "/v3/")
+    forwarded_headers: ClassVar[frozenset[str]] = frozenset(
+        {"accept", "accept-language", "api-version"}
+    )
+
+    def token(self, headers: CIMultiDictProxy[str]) -> Token:
+        return bearer(headers)
+
+    def decode(self, route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+        path = route.template
+        if route.action is Action.CANCEL and path.endswith("/order/cancel"):
+            order_id = query.get("order_id", "")
+            if not order_id:
+                raise Refused(Reason.BAD_REQUEST, "order_id is required in the query string")
+            self._no_body(body, path)
+            return Decoded(
+                docs=[OrderDoc(OrderIntent(Action.CANCEL, order_id=order_id), {})],
+                order_id=order_id,
+            )
+        if path in ("/v2/order/place", "/v3/order/place"):
+            spec = _PLACE if path.startswith("/v2") else _PLACE_V3
+            doc = _check(decode_json(body), spec, "order")
+            return Decoded(docs=[OrderDoc(_intent(Action.PLACE, doc), doc)])
+        if path in ("/v2/order/modify", "/v3/order/modify"):
+            spec = _MODIFY if path.startswith("/v2") else _MODIFY_V3
+            doc = _check(decode_json(body), spec, "modify")
+            return Decoded(docs=[OrderDoc(_intent(Action.MODIFY, doc), doc)])
+        if path == "/v2/order/multi/place":
+            orders = decode_json(body)
+            if not isinstance(orders, list) or not orders:
+                raise Refused(
+                    Reason.BAD_REQUEST, "multi place takes a non-empty JSON array of orders"
+                )
+            docs = [_check(o, _MULTI, f"order {i}") for i, o in enumerate(orders)]
+            ids = [d["correlation_id"] for d in docs]
+            if len(set(ids)) != len(ids):
+                raise Refused(
+                    Reason.BAD_REQUEST, "correlation_id must be unique within the request"
+                )
+            return Decoded(docs=[OrderDoc(_intent(Action.PLACE, d), d) for d in docs], many=True)
+        if path == "/v2/order/multi/cancel":
+            self._no_body(body, path)
+            return Decoded()
+        # positions exit and GTT routes: admitted and tagged, their bodies checked as JSON
+        # objects and re-encoded; GTT legs carry trigger rules, not MARKET/LIMIT types.
+        payload = decode_json(body) if body.strip() else None
+        if payload is not None and not isinstance(payload, dict):
+            raise Refused(Reason.BAD_REQUEST, f"{path} takes a JSON object")
+        return Decoded(body=payload)
+
+    @staticmethod
+    def _no_body(body: bytes, path: str) -> None:
+        if body.strip():
+            raise Refused(Reason.BAD_REQUEST, f"{path} takes no request body")
+
+    def apply(self, doc: OrderDoc, conversion: Conversion) -> None:
+        doc.conversion = conversion
+        doc.fields["order_type"] = conversion.order_type.value
+        doc.fields["price"] = conversion.limit_price
+
+    def encode(self, decoded: Decoded) -> tuple[bytes, str]:
+        if decoded.many:
+            return encode_json([d.fields for d in decoded.docs]), "application/json"
+        if decoded.docs and decoded.docs[0].fields:
+            return encode_json(decoded.docs[0].fields), "application/json"
+        if decoded.body is not None:
+            return encode_json(decoded.body), "application/json"
+        return b"", ""
+
+    def envelope(self, refuse: Refuse) -> dict[str, Any]:
+        return envelope(refuse)
+
+    def order_ids(self, route: Route, body: bytes) -> list[str]:
+        try:
+            data = decode_json(body, what="upstream answer").get("data")
+        except (Refused, AttributeError):
+            return []
+        if isinstance(data, dict):
+            if isinstance(data.get("order_ids"), list):
+                return [str(i) for i in data["order_ids"]]
+            if data.get("order_id") is not None:
+                return [str(data["order_id"])]
+        if isinstance(data, list):
+            return [str(d["order_id"]) for d in data if isinstance(d, dict) and "order_id" in d]
+        return []
+
+    def algo_headers(self, algo_id: str, algo_name: str) -> dict[str, str]:
+        headers = {"X-Algo-Id": algo_id}
+        if algo_name:
+            headers["X-Algo-Name"] = algo_name
+        return headers
+
+    def ltp_path(self, instrument: Instrument) -> str:
+        return f"/v3/market-quote/ltp?instrument_key={instrument.key}"
+
+    def parse_ltp(self, instrument: Instrument, body: bytes) -> Decimal | None:
+        # The answer is keyed "NSE_EQ:RELIANCE"; the inner instrument_token is the real key.
+        try:
+            data = decode_json(body, what="quote").get("data") or {}
+        except (Refused, AttributeError):
+            return None
+        for quote in data.values() if isinstance(data, dict) else ():
+            if isinstance(quote, dict) and quote.get("instrument_token") == instrument.key:
+                price = _decimal(quote.get("last_price"))
+                return price if price is not None and price > 0 else None
+        return None

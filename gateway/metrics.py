@@ -1,0 +1,47 @@
+"""Prometheus metrics (SPEC §12), one registry per app so tests and workers stay separate."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.decisions = Counter(
+            "gateway_decisions",
+            "Order-route decisions by dialect, route class and reason",
+            ("dialect", "route_class", "decision", "reason"),
+            registry=self.registry,
+        )
+        self.conversions = Counter(
+            "gateway_conversions",
+            "MARKET/SL-M orders converted to LIMIT/SL",
+            ("dialect",),
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "gateway_rate_limited",
+            "Order requests refused by the rate limit",
+            ("dialect",),
+            registry=self.registry,
+        )
+        self.upstream_latency = Histogram(
+            "gateway_upstream_latency_seconds",
+            "Upstream round trip",
+            ("dialect",),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.overhead = Histogram(
+            "gateway_overhead_seconds",
+            "Time spent in the gateway, upstream excluded",
+            ("dialect",),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,193 @@
+"""The store interface: what the gateway keeps, and the atomic operations it needs.
+
+Two implementations pass the same contract tests (``tests/gateway/stores``): SQLite for one
+process, Redis for several workers and instances (SPEC §11).
+
+Admission must not cost a store round trip per check, so the order path reads one
+:class:`Snapshot` (credential, account, effective registration, slot holders), which a store
+caches in-process, and then makes one :meth:`Store.admit` call that takes a rate-limit slot.
+A store that can be changed by another process (Redis) also uses ``admit`` to prove the
+snapshot is still current, raising :class:`StaleSnapshot` so the caller re-reads it: that is
+how an IP change or a revocation on one instance is seen by every other before it answers.
+
+Exceptions::
+
+    StoreError
+    ├── StoreUnavailable   the backing store did not answer: order routes fail closed (503)
+    └── StaleSnapshot      the cached snapshot was invalidated elsewhere: read it again
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rules.orders import KnownOrder
+from rules.registry import Registration
+from rules.sessions import Credential
+
+
+class StoreError(Exception):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    pass
+
+
+class StaleSnapshot(StoreError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    user_id: str
+    name: str
+    created_at: datetime
+    parent_id: str | None = None  # set on a family member: the parent's IPs apply
+    algo_id: str | None = None  # per-account override of rules.algo_id (SPEC §8)
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    api_key: str
+    user_id: str
+    secret_hash: str = field(repr=False)
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """All admission needs to know about one credential, read together."""
+
+    credential: Credential
+    account: Account
+    registration: Registration  # the effective one: the parent's for a family member
+    slot_holders: Mapping[str, str]  # "primary"/"secondary" -> session_id of the account
+    epoch: int = 0  # the account's invalidation epoch when read (used by shared stores)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    user_id: str
+    key: str
+    body_hash: str
+    status: int | None = None  # None while the first request is in flight
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+class Store(abc.ABC):
+    """Accounts, apps, credentials, the static-IP registry, known orders, audit, rate."""
+
+    # lifecycle
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections, create schema."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush pending writes and close."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreUnavailable when the store cannot answer."""
+
+    # accounts and apps
+    @abc.abstractmethod
+    async def create_account(self, account: Account) -> Account:
+        """Raise KeyError when the user_id exists."""
+
+    @abc.abstractmethod
+    async def get_account(self, user_id: str) -> Account | None: ...
+
+    @abc.abstractmethod
+    async def list_accounts(self) -> Sequence[Account]: ...
+
+    @abc.abstractmethod
+    async def create_app(self, app: App) -> App: ...
+
+    @abc.abstractmethod
+    async def get_app(self, api_key: str) -> App | None: ...
+
+    # credentials
+    @abc.abstractmethod
+    async def create_credential(self, credential: Credential, token_hash: str) -> Credential:
+        """Store a new credential; a login with a slot takes that slot from older sessions."""
+
+    @abc.abstractmethod
+    async def snapshot(self, token_hash: str) -> Snapshot | None:
+        """The hot read: cached in-process, current after every local write."""
+
+    @abc.abstractmethod
+    async def revoke_credential(self, session_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def revoke_account(self, user_id: str) -> int:
+        """Revoke every credential of the account; returns how many were live."""
+
+    # admission
+    @abc.abstractmethod
+    async def admit(
+        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0
+    ) -> float | None:
+        """Take a rate-limit slot for the snapshot's account: None, or Retry-After seconds.
+
+        Raises StaleSnapshot when the snapshot no longer holds (shared stores only).
+        """
+
+    # registry
+    @abc.abstractmethod
+    async def get_registration(self, user_id: str) -> Registration:
+        """The account's own registration, read from the store (not the cache)."""
+
+    @abc.abstractmethod
+    async def apply_ip_change(
+        self, user_id: str, new: Registration, *, expected_version: int
+    ) -> None:
+        """Atomically: check the version, check no account outside the family holds the IPs,
+        write, and invalidate every credential of the account and its family members.
+
+        Raises Refused(CONCURRENT_UPDATE) when the version moved, Refused(IP_TAKEN) when
+        another account or family holds one of the addresses.
+        """
+
+    # families
+    @abc.abstractmethod
+    async def family_members(self, parent_id: str) -> Sequence[Account]: ...
+
+    @abc.abstractmethod
+    async def add_family_member(self, parent_id: str, member_id: str, *, max_members: int) -> None:
+        """Raise Refused(CONFLICT / BAD_REQUEST / NOT_FOUND) when it cannot be done."""
+
+    @abc.abstractmethod
+    async def remove_family_member(self, parent_id: str, member_id: str) -> bool: ...
+
+    # orders placed through the gateway (for modify conversion and ownership)
+    @abc.abstractmethod
+    async def remember_order(self, order: KnownOrder) -> None: ...
+
+    @abc.abstractmethod
+    async def known_order(self, order_id: str) -> KnownOrder | None: ...
+
+    # idempotency (SPEC §10)
+    @abc.abstractmethod
+    async def begin_idempotent(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Durably claim (user_id, key): None when claimed now, else the existing record."""
+
+    @abc.abstractmethod
+    async def finish_idempotent(self, record: IdempotencyRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def release_idempotent(self, record: IdempotencyRecord) -> None:
+        """Drop a claim whose request was refused before it went upstream."""
+
+    # audit (SPEC §12)
+    @abc.abstractmethod
+    async def audit(self, record: Mapping[str, Any]) -> None:
+        """Append a decision; may be buffered, is flushed by close()."""
+
+    @abc.abstractmethod
+    async def audit_query(self, *, user_id: str | None, limit: int) -> Sequence[Mapping[str, Any]]:
+        """The newest decisions first."""

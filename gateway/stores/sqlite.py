@@ -1,0 +1,648 @@
+"""SQLite store: the embedded default for one gateway process (SPEC §11).
+
+All SQL runs on one dedicated thread, so the event loop never blocks on disk and writes are
+serialised; read-then-write operations run inside ``BEGIN IMMEDIATE`` so they are atomic.
+The journal is WAL with ``synchronous=FULL``: a commit that returned is on disk.
+
+This process is the only writer, so the in-process caches are invalidated exactly when the
+write that makes them stale commits.  Audit records and known orders are buffered and
+written in batches (the caches answer for known orders meanwhile); everything that decides
+admission is written before the call that changed it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+from cachetools import LRUCache
+
+from rules.decisions import Reason, Refused
+from rules.orders import KnownOrder
+from rules.ratelimit import SlidingWindowLimiter
+from rules.registry import Registration
+from rules.sessions import Credential
+from rules.types import CredentialKind, IPAddress, Side
+
+from .base import (
+    Account,
+    App,
+    IdempotencyRecord,
+    Snapshot,
+    Store,
+    StoreUnavailable,
+)
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    user_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL,
+    parent_id TEXT REFERENCES accounts(user_id), algo_id TEXT
+);
+CREATE TABLE IF NOT EXISTS apps (
+    api_key TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES accounts(user_id),
+    secret_hash TEXT NOT NULL, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    session_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL REFERENCES accounts(user_id), kind TEXT NOT NULL,
+    created_ip TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+    slot TEXT, allowed_cidrs TEXT NOT NULL DEFAULT '[]', revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS credentials_user ON credentials(user_id);
+CREATE TABLE IF NOT EXISTS slots (
+    user_id TEXT NOT NULL, slot TEXT NOT NULL, session_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, slot)
+);
+CREATE TABLE IF NOT EXISTS registrations (
+    user_id TEXT PRIMARY KEY REFERENCES accounts(user_id),
+    primary_ip TEXT, secondary_ip TEXT, primary_updated_at TEXT, secondary_updated_at TEXT,
+    changed_at TEXT, version INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, instrument_key TEXT NOT NULL,
+    side TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    user_id TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL, status INTEGER,
+    headers TEXT NOT NULL DEFAULT '{}', body BLOB NOT NULL DEFAULT x'',
+    PRIMARY KEY (user_id, key)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, user_id TEXT, record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_user ON audit(user_id, id);
+"""
+
+_FLUSH_EVERY_S = 0.1
+_FLUSH_BATCH = 512
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _ip(value: str | None) -> IPAddress | None:
+    return None if value is None else ipaddress.ip_address(value)
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str, *, cache_size: int = 100_000) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._db: sqlite3.Connection | None = None
+        self._credentials: LRUCache[str, Credential | None] = LRUCache(cache_size)
+        self._accounts: LRUCache[str, Account | None] = LRUCache(cache_size)
+        self._registrations: LRUCache[str, Registration] = LRUCache(cache_size)
+        self._slots: LRUCache[str, dict[str, str]] = LRUCache(cache_size)
+        self._orders: LRUCache[str, KnownOrder] = LRUCache(cache_size)
+        self._limiters: dict[tuple[int, float], SlidingWindowLimiter] = {}
+        self._pending_audit: list[tuple[str, str | None, bytes]] = []
+        self._pending_orders: list[KnownOrder] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        return cls(url.removeprefix("sqlite:///") or ":memory:")
+
+    # plumbing ---------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._conn
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreUnavailable("sqlite store is not open")
+        return self._db
+
+    async def start(self) -> None:
+        await self._run(self._connect)
+        self._flusher = asyncio.create_task(self._flush_forever())
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        await self._flush()
+        if self._db is not None:
+            await self._run(self._conn.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        await self._run(lambda: self._conn.execute("SELECT 1").fetchone())
+
+    # accounts and apps ------------------------------------------------------------------
+
+    async def create_account(self, account: Account) -> Account:
+        def write() -> None:
+            try:
+                self._conn.execute(
+                    "INSERT INTO accounts (user_id, name, created_at, parent_id, algo_id)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        account.user_id,
+                        account.name,
+                        _ts(account.created_at),
+                        account.parent_id,
+                        account.algo_id,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise KeyError(account.user_id) from exc
+
+        await self._run(write)
+        self._accounts[account.user_id] = account
+        return account
+
+    def _read_account(self, user_id: str) -> Account | None:
+        row = self._conn.execute(
+            "SELECT user_id, name, created_at, parent_id, algo_id FROM accounts WHERE user_id = ?",
+            (user_id,),
+        ).fetchone()
+        return None if row is None else self._account_row(row)
+
+    @staticmethod
+    def _account_row(row: Sequence[Any]) -> Account:
+        created = _dt(row[2])
+        assert created is not None
+        return Account(
+            user_id=row[0], name=row[1], created_at=created, parent_id=row[3], algo_id=row[4]
+        )
+
+    async def get_account(self, user_id: str) -> Account | None:
+        if user_id in self._accounts:
+            return self._accounts[user_id]
+        account = await self._run(self._read_account, user_id)
+        self._accounts[user_id] = account
+        return account
+
+    async def list_accounts(self) -> Sequence[Account]:
+        rows = await self._run(
+            lambda: self._conn.execute(
+                "SELECT user_id, name, created_at, parent_id, algo_id FROM accounts ORDER BY user_id"
+            ).fetchall()
+        )
+        return [self._account_row(row) for row in rows]
+
+    async def create_app(self, app: App) -> App:
+        await self._run(
+            lambda: self._conn.execute(
+                "INSERT INTO apps (api_key, user_id, secret_hash, created_at) VALUES (?, ?, ?, ?)",
+                (app.api_key, app.user_id, app.secret_hash, _ts(app.created_at)),
+            )
+        )
+        return app
+
+    async def get_app(self, api_key: str) -> App | None:
+        row = await self._run(
+            lambda: self._conn.execute(
+                "SELECT api_key, user_id, secret_hash, created_at FROM apps WHERE api_key = ?",
+                (api_key,),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        created = _dt(row[3])
+        assert created is not None
+        return App(api_key=row[0], user_id=row[1], secret_hash=row[2], created_at=created)
+
+    # credentials ------------------------------------------------------------------------
+
+    async def create_credential(self, credential: Credential, token_hash: str) -> Credential:
+        c = credential
+
+        def write() -> None:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO credentials (session_id, token_hash, user_id, kind, created_ip,"
+                    " created_at, expires_at, slot, allowed_cidrs, revoked)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                    (
+                        c.session_id,
+                        token_hash,
+                        c.user_id,
+                        c.kind.value,
+                        str(c.created_ip),
+                        _ts(c.created_at),
+                        _ts(c.expires_at),
+                        c.slot,
+                        orjson.dumps([str(n) for n in c.allowed_cidrs]).decode(),
+                    ),
+                )
+                if c.slot is not None:
+                    db.execute(
+                        "INSERT INTO slots (user_id, slot, session_id) VALUES (?, ?, ?)"
+                        " ON CONFLICT (user_id, slot) DO UPDATE SET session_id = excluded.session_id",
+                        (c.user_id, c.slot, c.session_id),
+                    )
+
+        await self._run(write)
+        self._credentials[token_hash] = c
+        self._slots.pop(c.user_id, None)
+        return c
+
+    def _read_credential(self, token_hash: str) -> Credential | None:
+        row = self._conn.execute(
+            "SELECT session_id, user_id, kind, created_ip, created_at, expires_at, slot,"
+            " allowed_cidrs, revoked FROM credentials WHERE token_hash = ?",
+            (token_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        created, expires = _dt(row[4]), _dt(row[5])
+        assert created is not None and expires is not None
+        return Credential(
+            session_id=row[0],
+            user_id=row[1],
+            kind=CredentialKind(row[2]),
+            created_ip=ipaddress.ip_address(row[3]),
+            created_at=created,
+            expires_at=expires,
+            slot=row[6],
+            allowed_cidrs=tuple(ipaddress.ip_network(n) for n in orjson.loads(row[7])),
+            revoked=bool(row[8]),
+        )
+
+    def _read_registration(self, user_id: str) -> Registration:
+        row = self._conn.execute(
+            "SELECT primary_ip, secondary_ip, primary_updated_at, secondary_updated_at,"
+            " changed_at, version FROM registrations WHERE user_id = ?",
+            (user_id,),
+        ).fetchone()
+        if row is None:
+            return Registration()
+        return Registration(
+            primary=_ip(row[0]),
+            secondary=_ip(row[1]),
+            primary_updated_at=_dt(row[2]),
+            secondary_updated_at=_dt(row[3]),
+            changed_at=_dt(row[4]),
+            version=row[5],
+        )
+
+    def _read_slots(self, user_id: str) -> dict[str, str]:
+        rows = self._conn.execute(
+            "SELECT slot, session_id FROM slots WHERE user_id = ?", (user_id,)
+        ).fetchall()
+        return {slot: session_id for slot, session_id in rows}
+
+    async def snapshot(self, token_hash: str) -> Snapshot | None:
+        if token_hash in self._credentials:
+            credential = self._credentials[token_hash]
+        else:
+            credential = await self._run(self._read_credential, token_hash)
+            self._credentials[token_hash] = credential
+        if credential is None:
+            return None
+        account = await self.get_account(credential.user_id)
+        if account is None:
+            return None
+        owner = account.parent_id or account.user_id
+        registration = self._registrations.get(owner)
+        if registration is None:
+            registration = await self._run(self._read_registration, owner)
+            self._registrations[owner] = registration
+        slots = self._slots.get(account.user_id)
+        if slots is None:
+            slots = await self._run(self._read_slots, account.user_id)
+            self._slots[account.user_id] = slots
+        return Snapshot(credential, account, registration, slots)
+
+    async def revoke_credential(self, session_id: str) -> bool:
+        def write() -> bool:
+            cur = self._conn.execute(
+                "UPDATE credentials SET revoked = 1 WHERE session_id = ? AND revoked = 0",
+                (session_id,),
+            )
+            return cur.rowcount > 0
+
+        changed = await self._run(write)
+        self._forget_credentials(lambda c: c.session_id == session_id)
+        return changed
+
+    async def revoke_account(self, user_id: str) -> int:
+        def write() -> int:
+            with self._tx() as db:
+                return self._revoke_accounts(db, [user_id])
+
+        count = await self._run(write)
+        self._forget_accounts({user_id})
+        return count
+
+    @staticmethod
+    def _revoke_accounts(db: sqlite3.Connection, user_ids: Sequence[str]) -> int:
+        marks = ",".join("?" * len(user_ids))
+        cur = db.execute(
+            f"UPDATE credentials SET revoked = 1 WHERE revoked = 0 AND user_id IN ({marks})",  # noqa: S608
+            tuple(user_ids),
+        )
+        db.execute(f"DELETE FROM slots WHERE user_id IN ({marks})", tuple(user_ids))  # noqa: S608
+        return cur.rowcount
+
+    def _forget_credentials(self, match: Callable[[Credential], bool]) -> None:
+        stale = [h for h, c in self._credentials.items() if c is not None and match(c)]
+        for token_hash in stale:
+            del self._credentials[token_hash]
+
+    def _forget_accounts(self, user_ids: set[str]) -> None:
+        self._forget_credentials(lambda c: c.user_id in user_ids)
+        for user_id in user_ids:
+            self._slots.pop(user_id, None)
+            self._registrations.pop(user_id, None)
+            self._accounts.pop(user_id, None)
+
+    # admission --------------------------------------------------------------------------
+
+    async def admit(
+        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0
+    ) -> float | None:
+        limiter = self._limiters.get((limit, window))
+        if limiter is None:
+            limiter = self._limiters[(limit, window)] = SlidingWindowLimiter(limit, window)
+        return limiter.try_acquire(snapshot.account.user_id, now)
+
+    # registry ---------------------------------------------------------------------------
+
+    async def get_registration(self, user_id: str) -> Registration:
+        return await self._run(self._read_registration, user_id)
+
+    async def apply_ip_change(
+        self, user_id: str, new: Registration, *, expected_version: int
+    ) -> None:
+        def write() -> list[str]:
+            with self._tx() as db:
+                current = self._read_registration(user_id)
+                if current.version != expected_version:
+                    raise Refused(
+                        Reason.CONCURRENT_UPDATE,
+                        "another update of the static IPs won the race; read them again",
+                    )
+                members = [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT user_id FROM accounts WHERE parent_id = ?", (user_id,)
+                    )
+                ]
+                family = [user_id, *members]
+                for ip in sorted(str(ip) for ip in new.ips):
+                    marks = ",".join("?" * len(family))
+                    holder = db.execute(
+                        "SELECT user_id FROM registrations WHERE (primary_ip = ? OR secondary_ip = ?)"
+                        f" AND user_id NOT IN ({marks}) LIMIT 1",  # noqa: S608
+                        (ip, ip, *family),
+                    ).fetchone()
+                    if holder is not None:
+                        raise Refused(
+                            Reason.IP_TAKEN,
+                            f"{ip} is registered to another client; a static IP belongs to one"
+                            " client or one family",
+                        )
+                db.execute(
+                    "INSERT INTO registrations (user_id, primary_ip, secondary_ip,"
+                    " primary_updated_at, secondary_updated_at, changed_at, version)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
+                    " primary_ip = excluded.primary_ip, secondary_ip = excluded.secondary_ip,"
+                    " primary_updated_at = excluded.primary_updated_at,"
+                    " secondary_updated_at = excluded.secondary_updated_at,"
+                    " changed_at = excluded.changed_at, version = excluded.version",
+                    (
+                        user_id,
+                        None if new.primary is None else str(new.primary),
+                        None if new.secondary is None else str(new.secondary),
+                        _ts(new.primary_updated_at),
+                        _ts(new.secondary_updated_at),
+                        _ts(new.changed_at),
+                        new.version,
+                    ),
+                )
+                self._revoke_accounts(db, family)
+                return family
+
+        family = await self._run(write)
+        self._forget_accounts(set(family))
+
+    # families ---------------------------------------------------------------------------
+
+    async def family_members(self, parent_id: str) -> Sequence[Account]:
+        rows = await self._run(
+            lambda: self._conn.execute(
+                "SELECT user_id, name, created_at, parent_id, algo_id FROM accounts"
+                " WHERE parent_id = ? ORDER BY user_id",
+                (parent_id,),
+            ).fetchall()
+        )
+        return [self._account_row(row) for row in rows]
+
+    async def add_family_member(self, parent_id: str, member_id: str, *, max_members: int) -> None:
+        def write() -> None:
+            with self._tx() as db:
+                parent = self._read_account(parent_id)
+                member = self._read_account(member_id)
+                if parent is None or member is None:
+                    raise Refused(
+                        Reason.NOT_FOUND, f"no account {member_id if parent else parent_id}"
+                    )
+                if parent_id == member_id:
+                    raise Refused(Reason.BAD_REQUEST, "an account cannot join its own family")
+                if parent.parent_id is not None:
+                    raise Refused(Reason.CONFLICT, f"{parent_id} is a member of another family")
+                if member.parent_id is not None:
+                    raise Refused(Reason.CONFLICT, f"{member_id} is already in a family")
+                if db.execute(
+                    "SELECT 1 FROM accounts WHERE parent_id = ? LIMIT 1", (member_id,)
+                ).fetchone():
+                    raise Refused(Reason.CONFLICT, f"{member_id} is the parent of a family")
+                (count,) = db.execute(
+                    "SELECT COUNT(*) FROM accounts WHERE parent_id = ?", (parent_id,)
+                ).fetchone()
+                if count >= max_members:
+                    raise Refused(
+                        Reason.CONFLICT,
+                        f"a family has at most {max_members} members besides the parent",
+                    )
+                db.execute(
+                    "UPDATE accounts SET parent_id = ? WHERE user_id = ?", (parent_id, member_id)
+                )
+                # The member now trades from the parent's IPs: its old sessions were bound
+                # to its own registration, so they end here.
+                self._revoke_accounts(db, [member_id])
+
+        await self._run(write)
+        self._forget_accounts({member_id})
+
+    async def remove_family_member(self, parent_id: str, member_id: str) -> bool:
+        def write() -> bool:
+            with self._tx() as db:
+                cur = db.execute(
+                    "UPDATE accounts SET parent_id = NULL WHERE user_id = ? AND parent_id = ?",
+                    (member_id, parent_id),
+                )
+                if cur.rowcount:
+                    self._revoke_accounts(db, [member_id])
+                return cur.rowcount > 0
+
+        removed = await self._run(write)
+        self._forget_accounts({member_id})
+        return removed
+
+    # known orders -----------------------------------------------------------------------
+
+    async def remember_order(self, order: KnownOrder) -> None:
+        self._orders[order.order_id] = order
+        self._pending_orders.append(order)
+
+    async def known_order(self, order_id: str) -> KnownOrder | None:
+        if order_id in self._orders:
+            return self._orders[order_id]
+        row = await self._run(
+            lambda: self._conn.execute(
+                "SELECT order_id, user_id, instrument_key, side FROM orders WHERE order_id = ?",
+                (order_id,),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        order = KnownOrder(
+            order_id=row[0], user_id=row[1], instrument_key=row[2], side=Side(row[3])
+        )
+        self._orders[order_id] = order
+        return order
+
+    # idempotency ------------------------------------------------------------------------
+
+    async def begin_idempotent(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        def write() -> IdempotencyRecord | None:
+            with self._tx() as db:
+                row = db.execute(
+                    "SELECT body_hash, status, headers, body FROM idempotency"
+                    " WHERE user_id = ? AND key = ?",
+                    (record.user_id, record.key),
+                ).fetchone()
+                if row is not None:
+                    return IdempotencyRecord(
+                        user_id=record.user_id,
+                        key=record.key,
+                        body_hash=row[0],
+                        status=row[1],
+                        headers=orjson.loads(row[2]),
+                        body=bytes(row[3]),
+                    )
+                db.execute(
+                    "INSERT INTO idempotency (user_id, key, body_hash) VALUES (?, ?, ?)",
+                    (record.user_id, record.key, record.body_hash),
+                )
+                return None
+
+        return await self._run(write)
+
+    async def finish_idempotent(self, record: IdempotencyRecord) -> None:
+        await self._run(
+            lambda: self._conn.execute(
+                "UPDATE idempotency SET status = ?, headers = ?, body = ? WHERE user_id = ? AND key = ?",
+                (
+                    record.status,
+                    orjson.dumps(dict(record.headers)),
+                    record.body,
+                    record.user_id,
+                    record.key,
+                ),
+            )
+        )
+
+    async def release_idempotent(self, record: IdempotencyRecord) -> None:
+        await self._run(
+            lambda: self._conn.execute(
+                "DELETE FROM idempotency WHERE user_id = ? AND key = ? AND status IS NULL",
+                (record.user_id, record.key),
+            )
+        )
+
+    # audit ------------------------------------------------------------------------------
+
+    async def audit(self, record: Mapping[str, Any]) -> None:
+        user_id = record.get("user_id")
+        self._pending_audit.append(
+            (
+                str(record.get("at", "")),
+                None if user_id is None else str(user_id),
+                orjson.dumps(record, default=str),
+            )
+        )
+        if len(self._pending_audit) >= _FLUSH_BATCH:
+            await self._flush()
+
+    async def audit_query(self, *, user_id: str | None, limit: int) -> Sequence[Mapping[str, Any]]:
+        await self._flush()
+
+        def read() -> list[Any]:
+            if user_id is None:
+                sql, args = "SELECT record FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+            else:
+                sql = "SELECT record FROM audit WHERE user_id = ? ORDER BY id DESC LIMIT ?"
+                args = (user_id, limit)  # type: ignore[assignment]
+            return self._conn.execute(sql, args).fetchall()
+
+        return [orjson.loads(row[0]) for row in await self._run(read)]
+
+    async def _flush(self) -> None:
+        audit, self._pending_audit = self._pending_audit, []
+        orders, self._pending_orders = self._pending_orders, []
+        if not audit and not orders or self._db is None:
+            return
+
+        def write() -> None:
+            with self._tx() as db:
+                db.executemany("INSERT INTO audit (at, user_id, record) VALUES (?, ?, ?)", audit)
+                db.executemany(
+                    "INSERT OR IGNORE INTO orders (order_id, user_id, instrument_key, side)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(o.order_id, o.user_id, o.instrument_key, o.side.value) for o in orders],
+                )
+
+        await self._run(write)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_EVERY_S)
+            with contextlib.suppress(StoreUnavailable):
+                await self._flush()
