@@ -1,0 +1,399 @@
+"""Load generators, each run as its own process pinned to the load core.
+
+- ``open``: open loop at a fixed rate (the latency measurement). Request ``i`` is scheduled at
+  ``t0 + i / rate`` and its latency is taken from that scheduled time, not from when it was
+  actually written, so a stalled server is charged for every request it delayed (no coordinated
+  omission, as wrk2 does it). The last ~2.5 ms before each send are spent polling the loop with
+  ``sleep(0)``: libuv timers tick in whole milliseconds, and a sleeping sender would add up to
+  1 ms of its own lateness to every sample. That lateness is still reported as ``send_lag_us``.
+  The polling process runs as ``SCHED_IDLE`` (sched(7)) so that it never delays the fast
+  upstream sharing its core: any woken normal task preempts it at once.
+  Requests go out on keep-alive connections, one request in flight per connection, opened on
+  demand up to ``--max-conns``; past that a request waits for a connection, and the wait counts.
+- ``closed``: a fixed set of keep-alive connections, each sending its next request as soon as
+  the previous answer arrived (the throughput measurement). wrk does this when installed
+  (``wrk_command``); this asyncio version is the fallback.
+
+Each prints one JSON line (``LoadResult``) on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import sys
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter
+from typing import Any, TypedDict, cast
+
+import uvloop
+
+from benchmarks import httpwire
+
+ORDER_PATH = "/v2/order/place"
+ORDER_BODY = (
+    b'{"quantity":1,"product":"D","validity":"DAY","price":0,"tag":"bench",'
+    b'"instrument_token":"NSE_EQ|INE002A01018","order_type":"MARKET","transaction_type":"BUY",'
+    b'"disclosed_quantity":0,"trigger_price":0,"is_amo":false}'
+)
+_SPIN_S = 0.0025
+
+
+class LoadResult(TypedDict, total=False):
+    tool: str
+    mode: str
+    requests: int
+    errors: int
+    statuses: dict[str, int]
+    elapsed_s: float
+    rps: float
+    latency_us: dict[str, float]
+    send_lag_us: dict[str, float]
+    connections: int
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+    path: str = ORDER_PATH
+    method: str = "POST"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = ORDER_BODY
+
+    def request(self) -> bytes:
+        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        lines += [f"{name}: {value}" for name, value in self.headers]
+        lines += ["Content-Type: application/json", f"Content-Length: {len(self.body)}"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+
+
+def percentiles_us(samples_s: Sequence[float]) -> dict[str, float]:
+    """Nearest-rank percentiles in microseconds."""
+    if not samples_s:
+        return {}
+    ordered = sorted(samples_s)
+
+    def rank(p: float) -> float:
+        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1e6
+
+    return {
+        "p50": rank(50),
+        "p90": rank(90),
+        "p99": rank(99),
+        "p999": rank(99.9),
+        "max": ordered[-1] * 1e6,
+        "mean": sum(ordered) / len(ordered) * 1e6,
+    }
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection with at most one request in flight."""
+
+    def __init__(
+        self,
+        on_response: Callable[[_Conn, int, float], None],
+        on_lost: Callable[[_Conn], None],
+    ) -> None:
+        self._on_response = on_response
+        self._on_lost = on_lost
+        self._buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.started = 0.0
+        self.busy = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def send(self, request: bytes, started: float) -> None:
+        assert self.transport is not None
+        self.started = started
+        self.busy = True
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        try:
+            msg = httpwire.parse(self._buf, response=True)
+        except httpwire.FramingError:
+            assert self.transport is not None
+            self.transport.close()
+            return
+        if msg is None:
+            return
+        now = perf_counter()
+        del self._buf[: msg.end]
+        self.busy = False
+        self._on_response(self, httpwire.status_of(msg.start_line), now)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost(self)
+
+
+async def _connect(target: Target, conn: _Conn) -> _Conn:
+    loop = asyncio.get_running_loop()
+    await loop.create_connection(lambda: conn, target.host, target.port)
+    return conn
+
+
+async def _sleep_until(when: float, spin: bool = True) -> None:
+    while (left := when - perf_counter()) > 0:
+        if not spin:
+            await asyncio.sleep(left)
+        else:
+            await asyncio.sleep(left - _SPIN_S if left > 1.5 * _SPIN_S else 0)
+
+
+async def open_loop(
+    target: Target,
+    rate: float,
+    duration: float,
+    max_conns: int,
+    drain_s: float = 5.0,
+    spin: bool = True,
+) -> LoadResult:
+    loop = asyncio.get_running_loop()
+    request = target.request()
+    total = max(1, round(rate * duration))
+    latencies: list[float] = []
+    lags: list[float] = []
+    statuses: Counter[int] = Counter()
+    idle: list[_Conn] = []
+    waiters: deque[asyncio.Future[_Conn]] = deque()
+    conns: set[_Conn] = set()
+    lost_in_flight = 0
+    finished = asyncio.Event()
+
+    def release(conn: _Conn) -> None:
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        idle.append(conn)
+
+    def on_response(conn: _Conn, status: int, now: float) -> None:
+        latencies.append(now - conn.started)
+        statuses[status] += 1
+        release(conn)
+        if len(latencies) + lost_in_flight >= total:
+            finished.set()
+
+    def on_lost(conn: _Conn) -> None:
+        nonlocal lost_in_flight
+        conns.discard(conn)
+        if conn in idle:
+            idle.remove(conn)
+        if conn.busy:
+            conn.busy = False
+            lost_in_flight += 1
+            if len(latencies) + lost_in_flight >= total:
+                finished.set()
+
+    def new_conn() -> _Conn:
+        conn = _Conn(on_response, on_lost)
+        conns.add(conn)
+        return conn
+
+    async def acquire() -> _Conn:
+        if idle:
+            return idle.pop()
+        if len(conns) < max_conns:
+            return await _connect(target, new_conn())
+        waiter: asyncio.Future[_Conn] = loop.create_future()
+        waiters.append(waiter)
+        return await waiter
+
+    for conn in await asyncio.gather(*(_connect(target, new_conn()) for _ in range(4))):
+        idle.append(conn)
+    interval = 1.0 / rate
+    t0 = perf_counter() + 0.01
+    for i in range(total):
+        scheduled = t0 + i * interval
+        await _sleep_until(scheduled, spin)
+        conn = await acquire()
+        lags.append(perf_counter() - scheduled)
+        conn.send(request, scheduled)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(finished.wait(), drain_s)
+    elapsed = perf_counter() - t0
+    peak = len(conns)
+    for conn in list(conns):
+        if conn.transport is not None:
+            conn.transport.close()
+    ok = sum(n for status, n in statuses.items() if 200 <= status < 300)
+    return LoadResult(
+        tool="asyncio",
+        mode="open",
+        requests=len(latencies),
+        errors=total - ok,
+        statuses={str(k): v for k, v in sorted(statuses.items())},
+        elapsed_s=elapsed,
+        rps=len(latencies) / elapsed,
+        latency_us=percentiles_us(latencies),
+        send_lag_us=percentiles_us(lags),
+        connections=peak,
+    )
+
+
+async def closed_loop(target: Target, connections: int, duration: float) -> LoadResult:
+    request = target.request()
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    stopped = 0
+    lost = 0
+    finished = asyncio.Event()
+    deadline = math.inf
+    last = 0.0
+
+    def stop_one() -> None:
+        nonlocal stopped
+        stopped += 1
+        if stopped >= connections:
+            finished.set()
+
+    def on_response(conn: _Conn, status: int, now: float) -> None:
+        nonlocal last
+        latencies.append(now - conn.started)
+        statuses[status] += 1
+        last = now
+        if now < deadline:
+            conn.send(request, now)
+        else:
+            stop_one()
+
+    def on_lost(conn: _Conn) -> None:
+        nonlocal lost
+        if conn.busy:
+            conn.busy = False
+            lost += 1
+            stop_one()
+
+    conns = await asyncio.gather(
+        *(_connect(target, _Conn(on_response, on_lost)) for _ in range(connections))
+    )
+    t0 = perf_counter()
+    deadline = t0 + duration
+    for conn in conns:
+        conn.send(request, perf_counter())
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(finished.wait(), duration + 5.0)
+    for conn in conns:
+        if conn.transport is not None:
+            conn.transport.close()
+    elapsed = (last or perf_counter()) - t0
+    ok = sum(n for status, n in statuses.items() if 200 <= status < 300)
+    return LoadResult(
+        tool="asyncio",
+        mode="closed",
+        requests=len(latencies),
+        errors=len(latencies) - ok + lost,
+        statuses={str(k): v for k, v in sorted(statuses.items())},
+        elapsed_s=elapsed,
+        rps=len(latencies) / elapsed,
+        latency_us=percentiles_us(latencies),
+        connections=connections,
+    )
+
+
+_WRK_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
+    '"status":%d,"timeout":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%f}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max, latency.mean))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def wrk_script(target: Target, path: Path) -> Path:
+    lines = [f"wrk.method = {_lua_string(target.method)}"]
+    lines.append(f"wrk.body = {_lua_string(target.body.decode())}")
+    headers = (*target.headers, ("Content-Type", "application/json"))
+    lines += [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers]
+    path.write_text("\n".join(lines) + "\n" + _WRK_DONE)
+    return path
+
+
+def wrk_command(
+    wrk: str, target: Target, script: Path, connections: int, duration: float
+) -> list[str]:
+    return [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        f"http://{target.host}:{target.port}{target.path}",
+    ]
+
+
+def parse_wrk(stdout: str) -> LoadResult:
+    line = next(x for x in stdout.splitlines() if x.startswith("WRKJSON "))
+    raw: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
+    elapsed = raw["duration_us"] / 1e6
+    errors = sum(raw[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return LoadResult(
+        tool="wrk",
+        mode="closed",
+        requests=raw["requests"],
+        errors=errors,
+        statuses={},
+        elapsed_s=elapsed,
+        rps=raw["requests"] / elapsed,
+        latency_us={k: float(raw[k]) for k in ("p50", "p90", "p99", "p999", "max", "mean")},
+    )
+
+
+def _target(args: argparse.Namespace) -> Target:
+    headers = tuple(
+        (name.strip(), value.strip()) for name, _, value in (h.partition(":") for h in args.header)
+    )
+    return Target(args.host, args.port, args.path, headers=headers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="benchmark load generator")
+    parser.add_argument("mode", choices=("open", "closed"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", default=ORDER_PATH)
+    parser.add_argument("--header", action="append", default=[], help="'Name: value'")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--max-conns", type=int, default=128)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--no-spin", action="store_true", help="sleep instead of polling")
+    args = parser.parse_args(argv)
+    target = _target(args)
+    if args.mode == "open":
+        if not args.no_spin and hasattr(os, "SCHED_IDLE"):
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        result = uvloop.run(
+            open_loop(target, args.rate, args.duration, args.max_conns, spin=not args.no_spin)
+        )
+    else:
+        result = uvloop.run(closed_loop(target, args.connections, args.duration))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
