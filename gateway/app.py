@@ -70,7 +70,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse request targets that could route one way and forward another, before routing."""
     services = request.app[SERVICES]
     raw_path = request.raw_path.split("?", 1)[0]
-    if request.message.url.is_absolute():
+    if not raw_path.startswith("/"):  # absolute-form (or asterisk-form) request target
         return _envelope_for(
             services,
             request.path,

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from rules.clientip import client_ip as resolve_client_ip
 from rules.decisions import Reason, Refuse, Refused
-from rules.orders import KnownOrder, convert, needs_conversion, needs_ltp, resolve_for_account
+from rules.orders import KnownOrder, MarketPolicy, convert, needs_conversion, needs_ltp, resolve_for_account
 from rules.routes import Route
 from rules.sessions import admit_order, check_allowlist, check_live
 from rules.types import Action, CredentialKind, IPAddress
@@ -191,7 +191,7 @@ class Pipeline:
             instrument = s.instruments.get(intent.instrument_key or "")
             ltp: Decimal | None = None
             age: float | None = None
-            if instrument is not None and needs_ltp(intent):
+            if instrument is not None and needs_ltp(intent) and rules.market_orders is MarketPolicy.CONVERT:
                 seen = await s.ltp.fresh(instrument, lambda i: self._fetch_ltp(dialect, i, user_id))
                 if seen is not None:
                     ltp, age = seen
