@@ -14,6 +14,7 @@ load core with the load generator, the same placement for both proxies.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import importlib.util
 import os
@@ -87,6 +88,21 @@ def gateway_command() -> list[str] | None:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "import sys; from gateway.cli import main; sys.exit(main())"]
+
+
+@functools.cache
+def _serve_takes_config(base: tuple[str, ...]) -> bool:
+    done = subprocess.run(
+        [*base, "serve", "--help"], capture_output=True, text=True, timeout=30, check=False
+    )
+    return "--config" in done.stdout
+
+
+def _serve_args(base: tuple[str, ...], config: Path) -> list[str]:
+    """SPEC §12 says ``serve --config``; early CLIs took ``--config`` before ``serve``."""
+    if _serve_takes_config(base):
+        return ["serve", "--config", str(config)]
+    return ["--config", str(config), "serve"]
 
 
 def upstream_impl(choice: str) -> str:
@@ -295,7 +311,7 @@ def running(
         config = _gateway_config(workdir, port, up_url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         env["GATEWAY_ADMIN_TOKEN"] = ADMIN_TOKEN
-        cmd = pinned([*base, "serve", "--config", str(config)], placement.dut)
+        cmd = pinned([*base, *_serve_args(tuple(base), config)], placement.dut)
         pid = procs.start("gateway", cmd, env)
         _wait_for_port(port, procs)
         auth, facts = setup_gateway(port)

@@ -82,7 +82,7 @@ def percentiles_us(samples_s: Sequence[float]) -> dict[str, float]:
     ordered = sorted(samples_s)
 
     def rank(p: float) -> float:
-        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1e6
+        return ordered[max(0, math.ceil(p * len(ordered) / 100 - 1e-9) - 1)] * 1e6
 
     return {
         "p50": rank(50),
