@@ -25,6 +25,7 @@ from .api.common import Handler, gateway_error, json_response
 from .clock import Clock, SystemClock
 from .config import Config
 from .dialects.base import Dialect
+from .dialects.kotak import KotakDialect
 from .dialects.upstox import UpstoxDialect
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
@@ -57,6 +58,7 @@ def create_store(config: Config) -> Store:
 
 def create_dialects() -> dict[str, Dialect]:
     dialects: dict[str, Dialect] = {"upstox": UpstoxDialect(load_routes("upstox"))}
+    dialects["kotak"] = KotakDialect(load_routes("kotak"))
     return dialects
 
 
