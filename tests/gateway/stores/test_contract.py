@@ -1,0 +1,485 @@
+"""The Store contract (SPEC §4, §5, §9, §10, §11): what every implementation must do.
+
+Written against the abstract interface only; ``store`` is parametrized over the
+implementations in ``conftest.STORES``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from dataclasses import replace
+
+import pytest
+
+from gateway.stores.base import App, IdempotencyRecord, Store
+from rules.decisions import Reason, Refused
+from rules.orders import KnownOrder
+from rules.registry import Registration
+from rules.sessions import admit_order, check_live
+from rules.types import CredentialKind, Side
+
+from .values import LATER, T0, account, credential, idem, login, registration, token
+
+IP_A = "203.0.113.10"
+IP_B = "203.0.113.20"
+IP_C = "198.51.100.7"
+IP_V6 = "2001:db8::7"
+
+
+async def accounts(store: Store, *user_ids: str) -> None:
+    for user_id in user_ids:
+        await store.create_account(account(user_id))
+
+
+async def family(store: Store, parent_id: str, *member_ids: str, max_members: int = 10) -> None:
+    for member_id in member_ids:
+        await store.add_family_member(parent_id, member_id, max_members=max_members)
+
+
+async def is_live(store: Store, session_id: str) -> bool:
+    """What admission sees: a credential that is gone or revoked fails rules.check_live."""
+    snap = await store.snapshot(token(session_id))
+    try:
+        check_live(None if snap is None else snap.credential, now=LATER)
+    except Refused as exc:
+        refused = exc.refusal.reason
+    else:
+        return True
+    assert refused is Reason.INVALID_TOKEN
+    return False
+
+
+def reason(exc: pytest.ExceptionInfo[Refused]) -> Reason:
+    return exc.value.refusal.reason
+
+
+async def test_ping_answers_when_started(store: Store) -> None:
+    await store.ping()
+
+
+# accounts and apps -----------------------------------------------------------------------
+
+
+async def test_created_account_reads_back(store: Store) -> None:
+    created = await store.create_account(account("u1", "Asha"))
+    assert created == account("u1", "Asha")
+    assert await store.get_account("u1") == account("u1", "Asha")
+
+
+async def test_unknown_account_is_none_until_created(store: Store) -> None:
+    assert await store.get_account("u1") is None
+    await accounts(store, "u1")
+    assert await store.get_account("u1") == account("u1")
+
+
+async def test_duplicate_account_raises_key_error_and_keeps_the_first(store: Store) -> None:
+    await store.create_account(account("u1", "first"))
+    with pytest.raises(KeyError):
+        await store.create_account(account("u1", "second"))
+    assert await store.get_account("u1") == account("u1", "first")
+
+
+async def test_list_accounts_lists_every_account(store: Store) -> None:
+    assert list(await store.list_accounts()) == []
+    await accounts(store, "u2", "u1", "u3")
+    listed = await store.list_accounts()
+    assert sorted(a.user_id for a in listed) == ["u1", "u2", "u3"]
+    assert account("u2") in listed
+
+
+async def test_created_app_reads_back(store: Store) -> None:
+    await accounts(store, "u1")
+    app = App(api_key="key-1", user_id="u1", secret_hash="sha256:abc", created_at=T0)
+    assert await store.create_app(app) == app
+    assert await store.get_app("key-1") == app
+    assert await store.get_app("key-2") is None
+
+
+# credentials and snapshots ---------------------------------------------------------------
+
+
+async def test_unknown_token_has_no_snapshot(store: Store) -> None:
+    assert await store.snapshot(token("nobody")) is None
+
+
+async def test_snapshot_carries_credential_account_registration_and_slot(store: Store) -> None:
+    await accounts(store, "u1")
+    await store.apply_ip_change("u1", registration(IP_A, IP_B), expected_version=0)
+    cred = credential("s1", "u1", ip=IP_B, slot="secondary")
+    assert await store.create_credential(cred, token("s1")) == cred
+
+    snap = await store.snapshot(token("s1"))
+    assert snap is not None
+    assert snap.credential == cred
+    assert snap.account == account("u1")
+    assert snap.registration == registration(IP_A, IP_B)
+    assert dict(snap.slot_holders) == {"secondary": "s1"}
+
+
+async def test_credential_fields_round_trip(store: Store) -> None:
+    await accounts(store, "u1")
+    cred = credential("t1", "u1", ip=IP_V6, slot=None, kind=CredentialKind.API_TOKEN)
+    cred = replace(
+        cred,
+        allowed_cidrs=(ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8::/32")),
+    )
+    await store.create_credential(cred, token("t1"))
+    snap = await store.snapshot(token("t1"))
+    assert snap is not None
+    assert snap.credential == cred
+    assert dict(snap.slot_holders) == {}
+
+
+async def test_unregistered_account_has_an_empty_registration(store: Store) -> None:
+    await accounts(store, "u1")
+    snap = await login(store, "s1", "u1")
+    assert snap.registration == Registration()
+    assert await store.get_registration("u1") == Registration()
+
+
+async def test_family_member_snapshot_carries_the_parents_registration(store: Store) -> None:
+    await accounts(store, "parent", "member")
+    await store.apply_ip_change("member", registration(IP_C), expected_version=0)
+    await family(store, "parent", "member")
+    await store.apply_ip_change("parent", registration(IP_A, IP_B), expected_version=0)
+
+    snap = await login(store, "m1", "member", ip=IP_A)
+    assert snap.account.parent_id == "parent"
+    assert snap.registration == registration(IP_A, IP_B)
+    # The member's own (stale) registration is still its own, but not the effective one.
+    assert await store.get_registration("member") == registration(IP_C)
+
+
+async def test_newer_session_from_an_ip_takes_its_slot(store: Store) -> None:
+    await accounts(store, "u1")
+    await store.apply_ip_change("u1", registration(IP_A, IP_B), expected_version=0)
+    await login(store, "old", "u1", ip=IP_A, slot="primary")
+    await login(store, "other", "u1", ip=IP_B, slot="secondary")
+    await login(store, "new", "u1", ip=IP_A, slot="primary")
+
+    old = await store.snapshot(token("old"))
+    assert old is not None
+    assert dict(old.slot_holders) == {"primary": "new", "secondary": "other"}
+    with pytest.raises(Refused) as exc:
+        admit_order(
+            old.credential,
+            now=LATER,
+            client_ip=ipaddress.ip_address(IP_A),
+            registration=old.registration,
+            slot_holder=old.slot_holders.get("primary"),
+        )
+    assert reason(exc) is Reason.SLOT_TAKEN
+    # Losing the slot is not a logout: the old session's other APIs keep working.
+    assert await is_live(store, "old")
+
+
+async def test_slots_are_per_account(store: Store) -> None:
+    await accounts(store, "u1", "u2")
+    await login(store, "a", "u1")
+    snap = await login(store, "b", "u2")
+    assert dict(snap.slot_holders) == {"primary": "b"}
+    a = await store.snapshot(token("a"))
+    assert a is not None
+    assert dict(a.slot_holders) == {"primary": "a"}
+
+
+async def test_revoke_credential_ends_only_that_session(store: Store) -> None:
+    await accounts(store, "u1")
+    await login(store, "s1", "u1", slot="primary")
+    await login(store, "s2", "u1", slot="secondary")
+
+    assert await store.revoke_credential("s1") is True
+    assert await store.revoke_credential("s1") is False
+    assert not await is_live(store, "s1")
+    assert await is_live(store, "s2")
+
+
+async def test_revoke_unknown_credential_is_false(store: Store) -> None:
+    assert await store.revoke_credential("nope") is False
+
+
+async def test_revoke_account_ends_every_session_of_that_account_only(store: Store) -> None:
+    await accounts(store, "u1", "u2")
+    await login(store, "a1", "u1", slot="primary")
+    await login(store, "a2", "u1", slot="secondary")
+    await login(store, "b1", "u2")
+    await store.revoke_credential("a2")
+
+    assert await store.revoke_account("u1") == 1  # a2 was no longer live
+    assert not await is_live(store, "a1")
+    assert not await is_live(store, "a2")
+    assert await is_live(store, "b1")
+    assert await store.revoke_account("u1") == 0
+
+
+# registry --------------------------------------------------------------------------------
+
+
+async def test_first_registration_is_stored_and_read_back(store: Store) -> None:
+    await accounts(store, "u1")
+    await store.apply_ip_change("u1", registration(IP_A, IP_V6), expected_version=0)
+    assert await store.get_registration("u1") == registration(IP_A, IP_V6)
+
+
+async def test_ip_change_with_a_stale_version_is_refused_and_changes_nothing(store: Store) -> None:
+    await accounts(store, "u1")
+    await store.apply_ip_change("u1", registration(IP_A), expected_version=0)
+    await login(store, "s1", "u1", ip=IP_A)
+
+    with pytest.raises(Refused) as exc:
+        await store.apply_ip_change("u1", registration(IP_B), expected_version=0)
+    assert reason(exc) is Reason.CONCURRENT_UPDATE
+    assert await store.get_registration("u1") == registration(IP_A)
+    assert await is_live(store, "s1")
+
+
+async def test_concurrent_ip_changes_have_exactly_one_winner(store: Store) -> None:
+    await accounts(store, "u1")
+    await store.apply_ip_change("u1", registration(IP_A), expected_version=0)
+    updates = [registration(IP_B, version=2), registration(IP_C, version=2)]
+
+    results = await asyncio.gather(
+        *(store.apply_ip_change("u1", u, expected_version=1) for u in updates),
+        return_exceptions=True,
+    )
+
+    winners = [u for u, r in zip(updates, results, strict=True) if r is None]
+    losers = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert len(losers) == 1
+    assert isinstance(losers[0], Refused)
+    assert losers[0].refusal.reason is Reason.CONCURRENT_UPDATE
+    assert await store.get_registration("u1") == winners[0]
+
+
+@pytest.mark.parametrize("taken", ["primary", "secondary"])
+async def test_ip_of_another_account_is_refused_and_changes_nothing(
+    store: Store, taken: str
+) -> None:
+    await accounts(store, "u1", "u2")
+    await store.apply_ip_change("u2", registration(IP_C), expected_version=0)
+    await store.apply_ip_change("u1", registration(IP_A), expected_version=0)
+    await login(store, "s1", "u1", ip=IP_A)
+    new = (
+        registration(IP_C, IP_B, version=2)
+        if taken == "primary"
+        else registration(IP_B, IP_C, version=2)
+    )
+
+    with pytest.raises(Refused) as exc:
+        await store.apply_ip_change("u1", new, expected_version=1)
+    assert reason(exc) is Reason.IP_TAKEN
+    assert await store.get_registration("u1") == registration(IP_A)
+    assert await store.get_registration("u2") == registration(IP_C)
+    assert await is_live(store, "s1")
+
+
+async def test_ip_of_another_familys_parent_is_refused(store: Store) -> None:
+    await accounts(store, "p1", "m1", "p2")
+    await family(store, "p1", "m1")
+    await store.apply_ip_change("p1", registration(IP_A), expected_version=0)
+    with pytest.raises(Refused) as exc:
+        await store.apply_ip_change("p2", registration(IP_A), expected_version=0)
+    assert reason(exc) is Reason.IP_TAKEN
+
+
+async def test_ip_held_by_a_family_member_is_allowed(store: Store) -> None:
+    await accounts(store, "parent", "member")
+    await store.apply_ip_change("member", registration(IP_A), expected_version=0)
+    await family(store, "parent", "member")
+
+    await store.apply_ip_change("parent", registration(IP_A, IP_B), expected_version=0)
+    assert await store.get_registration("parent") == registration(IP_A, IP_B)
+
+
+async def test_ip_change_revokes_the_account_and_its_family_and_clears_slots(
+    store: Store,
+) -> None:
+    await accounts(store, "parent", "member", "other")
+    await family(store, "parent", "member")
+    await store.apply_ip_change("parent", registration(IP_A, IP_B), expected_version=0)
+    await store.apply_ip_change("other", registration(IP_C), expected_version=0)
+    await login(store, "p1", "parent", ip=IP_A, slot="primary")
+    await login(store, "p2", "parent", ip=IP_B, slot="secondary")
+    await login(store, "m1", "member", ip=IP_A, slot="primary")
+    await login(store, "o1", "other", ip=IP_C, slot="primary")
+
+    await store.apply_ip_change("parent", registration(IP_A, IP_V6, version=2), expected_version=1)
+
+    for session_id in ("p1", "p2", "m1"):
+        assert not await is_live(store, session_id), session_id
+    fresh = await login(store, "m2", "member", ip=IP_A, slot="primary")
+    assert fresh.registration == registration(IP_A, IP_V6, version=2)
+    assert dict(fresh.slot_holders) == {"primary": "m2"}
+    parent = await login(store, "p3", "parent", ip=IP_V6, slot="secondary")
+    assert dict(parent.slot_holders) == {"secondary": "p3"}
+    assert await is_live(store, "o1")
+
+
+# families --------------------------------------------------------------------------------
+
+
+async def test_added_member_is_listed_and_points_at_its_parent(store: Store) -> None:
+    await accounts(store, "parent", "m1", "m2")
+    await family(store, "parent", "m2", "m1")
+
+    members = await store.family_members("parent")
+    assert sorted(m.user_id for m in members) == ["m1", "m2"]
+    assert all(m.parent_id == "parent" for m in members)
+    member = await store.get_account("m1")
+    assert member is not None
+    assert member.parent_id == "parent"
+    assert list(await store.family_members("m1")) == []
+
+
+async def test_removed_member_leaves_the_family(store: Store) -> None:
+    await accounts(store, "parent", "m1")
+    await family(store, "parent", "m1")
+
+    assert await store.remove_family_member("parent", "m1") is True
+    assert list(await store.family_members("parent")) == []
+    member = await store.get_account("m1")
+    assert member is not None
+    assert member.parent_id is None
+    assert await store.remove_family_member("parent", "m1") is False
+
+
+async def test_remove_from_another_parent_is_false(store: Store) -> None:
+    await accounts(store, "p1", "p2", "m1")
+    await family(store, "p1", "m1")
+    assert await store.remove_family_member("p2", "m1") is False
+    assert [m.user_id for m in await store.family_members("p1")] == ["m1"]
+
+
+async def test_family_is_capped_at_max_members(store: Store) -> None:
+    await accounts(store, "parent", "m1", "m2", "m3")
+    await family(store, "parent", "m1", "m2", max_members=2)
+    with pytest.raises(Refused) as exc:
+        await store.add_family_member("parent", "m3", max_members=2)
+    assert reason(exc) is Reason.CONFLICT
+    assert sorted(m.user_id for m in await store.family_members("parent")) == ["m1", "m2"]
+
+
+@pytest.mark.parametrize(
+    ("parent_id", "member_id", "expected"),
+    [
+        ("p2", "m1", Reason.CONFLICT),  # m1 is already in p1's family
+        ("p2", "p1", Reason.CONFLICT),  # p1 is a parent: it cannot join another family
+        ("m1", "p2", Reason.CONFLICT),  # m1 is a member: it cannot become a parent
+        ("p2", "p2", Reason.BAD_REQUEST),
+        ("p2", "ghost", Reason.NOT_FOUND),
+        ("ghost", "p2", Reason.NOT_FOUND),
+    ],
+)
+async def test_an_account_is_in_at_most_one_family(
+    store: Store, parent_id: str, member_id: str, expected: Reason
+) -> None:
+    await accounts(store, "p1", "m1", "p2")
+    await family(store, "p1", "m1")
+    with pytest.raises(Refused) as exc:
+        await store.add_family_member(parent_id, member_id, max_members=10)
+    assert reason(exc) is expected
+    assert [m.user_id for m in await store.family_members("p1")] == ["m1"]
+    assert list(await store.family_members("p2")) == []
+
+
+# known orders ----------------------------------------------------------------------------
+
+
+async def test_remembered_order_is_known(store: Store) -> None:
+    order = KnownOrder(order_id="o-1", user_id="u1", instrument_key="NSE_EQ|X", side=Side.SELL)
+    assert await store.known_order("o-1") is None
+    await store.remember_order(order)
+    assert await store.known_order("o-1") == order
+    assert await store.known_order("o-2") is None
+
+
+# idempotency -----------------------------------------------------------------------------
+
+
+async def test_begin_claims_once_then_returns_the_claim(store: Store) -> None:
+    assert await store.begin_idempotent(idem("u1", "k1", "h1")) is None
+    existing = await store.begin_idempotent(idem("u1", "k1", "h2"))
+    assert existing == IdempotencyRecord(user_id="u1", key="k1", body_hash="h1", status=None)
+
+
+async def test_keys_are_per_account(store: Store) -> None:
+    assert await store.begin_idempotent(idem("u1", "k1")) is None
+    assert await store.begin_idempotent(idem("u2", "k1")) is None
+
+
+async def test_finished_record_is_returned_to_a_repeat(store: Store) -> None:
+    await store.begin_idempotent(idem("u1", "k1", "h1"))
+    done = IdempotencyRecord(
+        user_id="u1",
+        key="k1",
+        body_hash="h1",
+        status=200,
+        headers={"Content-Type": "application/json", "X-Gateway-LTP": "101.5"},
+        body=b'{"status":"success","data":{"order_id":"o-1"}}\x00\xff',
+    )
+    await store.finish_idempotent(done)
+    assert await store.begin_idempotent(idem("u1", "k1", "h1")) == done
+
+
+async def test_release_drops_an_unfinished_claim(store: Store) -> None:
+    await store.begin_idempotent(idem("u1", "k1"))
+    await store.release_idempotent(idem("u1", "k1"))
+    assert await store.begin_idempotent(idem("u1", "k1", "h2")) is None
+
+
+async def test_release_keeps_a_finished_record(store: Store) -> None:
+    await store.begin_idempotent(idem("u1", "k1"))
+    done = IdempotencyRecord(user_id="u1", key="k1", body_hash="h1", status=201, body=b"{}")
+    await store.finish_idempotent(done)
+    await store.release_idempotent(idem("u1", "k1"))
+    assert await store.begin_idempotent(idem("u1", "k1")) == done
+
+
+# audit -----------------------------------------------------------------------------------
+
+
+async def test_audit_query_is_newest_first_filtered_and_limited(store: Store) -> None:
+    records = [
+        {"at": f"2026-04-06 09:15:0{i}", "user_id": user, "decision": "admit", "n": i}
+        for i, user in enumerate(["u1", "u2", "u1", "u1"])
+    ]
+    for record in records:
+        await store.audit(record)
+
+    assert list(await store.audit_query(user_id=None, limit=10)) == records[::-1]
+    assert list(await store.audit_query(user_id="u1", limit=10)) == [
+        records[3],
+        records[2],
+        records[0],
+    ]
+    assert list(await store.audit_query(user_id="u1", limit=2)) == [records[3], records[2]]
+    assert list(await store.audit_query(user_id="u3", limit=10)) == []
+
+
+async def test_audit_keeps_records_without_a_user(store: Store) -> None:
+    record = {"at": "2026-04-06 09:15:00", "user_id": None, "decision": "refuse"}
+    await store.audit(record)
+    assert list(await store.audit_query(user_id=None, limit=1)) == [record]
+
+
+# admission rate --------------------------------------------------------------------------
+
+
+async def test_admit_allows_limit_per_window_then_says_when(store: Store) -> None:
+    await accounts(store, "u1", "u2")
+    snap = await login(store, "a", "u1")
+    other = await login(store, "b", "u2")
+
+    for now in (100.0, 100.1, 100.2):
+        assert await store.admit(snap, now=now, limit=3) is None
+    retry = await store.admit(snap, now=100.3, limit=3)
+    assert retry is not None
+    assert 0 < retry <= 1.0
+    assert retry == pytest.approx(0.7)
+    # Another account has its own window.
+    assert await store.admit(other, now=100.3, limit=3) is None
+    # The oldest admission leaves the rolling window after one second.
+    assert await store.admit(snap, now=101.0, limit=3) is None
+    assert await store.admit(snap, now=101.05, limit=3) is not None

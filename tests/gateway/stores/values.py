@@ -1,0 +1,69 @@
+"""Small builders for the values stores keep: accounts, credentials, registrations."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+
+from gateway.stores.base import Account, IdempotencyRecord, Snapshot, Store
+from rules.registry import Registration
+from rules.sessions import Credential
+from rules.types import CredentialKind
+
+T0 = datetime(2026, 4, 6, 9, 15, tzinfo=UTC)
+LATER = T0 + timedelta(hours=1)  # a "now" inside every credential's lifetime
+
+
+def account(user_id: str, name: str = "") -> Account:
+    return Account(user_id=user_id, name=name or f"Account {user_id}", created_at=T0)
+
+
+def credential(
+    session_id: str,
+    user_id: str,
+    *,
+    ip: str = "203.0.113.10",
+    slot: str | None = "primary",
+    kind: CredentialKind = CredentialKind.LOGIN,
+) -> Credential:
+    return Credential(
+        session_id=session_id,
+        user_id=user_id,
+        kind=kind,
+        created_ip=ipaddress.ip_address(ip),
+        created_at=T0,
+        expires_at=T0 + timedelta(days=1),
+        slot=slot,
+    )
+
+
+def token(session_id: str) -> str:
+    """The stored hash of a session's token; any unique string serves a store."""
+    return f"hash-of-{session_id}"
+
+
+def registration(primary: str, secondary: str | None = None, *, version: int = 1) -> Registration:
+    return Registration(
+        primary=ipaddress.ip_address(primary),
+        secondary=None if secondary is None else ipaddress.ip_address(secondary),
+        primary_updated_at=T0,
+        secondary_updated_at=None if secondary is None else T0,
+        changed_at=T0,
+        version=version,
+    )
+
+
+def idem(user_id: str, key: str, body_hash: str = "h1") -> IdempotencyRecord:
+    return IdempotencyRecord(user_id=user_id, key=key, body_hash=body_hash)
+
+
+async def login(
+    store: Store, session_id: str, user_id: str, *, ip: str = "203.0.113.10", slot: str = "primary"
+) -> Snapshot:
+    """Create a login session and return its snapshot."""
+    await store.create_credential(
+        credential(session_id, user_id, ip=ip, slot=slot), token(session_id)
+    )
+    snap = await store.snapshot(token(session_id))
+    assert snap is not None
+    return snap
