@@ -18,6 +18,7 @@ from aiohttp import web
 from rules.decisions import Reason, Refuse, Refused
 from rules.registry import Registration, parse_ip_update
 
+from .api import family
 from .api.common import Handler, gateway_error, json_body, json_response, with_envelope
 from .api.session import secret_hash
 from .api.userip import ip_view
@@ -233,6 +234,7 @@ def create_admin_app(services: Services) -> web.Application:
     admin.router.add_delete("/accounts/{user_id}/sessions", revoke_account_sessions)
     admin.router.add_get("/accounts/{user_id}/ip", get_ip)
     admin.router.add_put("/accounts/{user_id}/ip", put_ip)
+    family.add_admin_routes(admin.router)
     admin.router.add_delete("/sessions/{session_id}", revoke_session)
     admin.router.add_put("/ltp", push_ltp)
     admin.router.add_get("/audit", audit_query)

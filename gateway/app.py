@@ -20,7 +20,7 @@ from rules.decisions import Reason, Refuse
 from rules.routes import load_routes
 
 from . import admin
-from .api import session, userip
+from .api import family, session, userip
 from .api.common import Handler, gateway_error, json_response
 from .clock import Clock, SystemClock
 from .config import Config
@@ -191,6 +191,7 @@ def create_app(
     app.router.add_post("/v2/login/authorization/token", session.upstox_token)
     app.router.add_get("/v2/user/ip", userip.get_ip)
     app.router.add_put("/v2/user/ip", userip.put_ip)
+    family.add_routes(app.router)
     admin_app = admin.create_admin_app(services)
     app.add_subapp("/admin/v1", admin_app)
     app.router.add_route("*", "/{tail:.*}", dispatch)
