@@ -335,7 +335,7 @@ class Pipeline:
                     body_hash=idem.body_hash,
                     status=response.status,
                     headers={
-                        k: v for k, v in response.headers.items() if k.lower() != "content-length"
+                        str(k): v for k, v in response.headers.items() if k.lower() != "content-length"
                     },
                     body=response.body if isinstance(response.body, bytes) else b"",
                 )
