@@ -121,18 +121,28 @@ class SQLiteStore(Store):
 
     def _connect(self) -> None:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(_SCHEMA)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
         self._db = db
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
-        except sqlite3.OperationalError as exc:
+            future = loop.run_in_executor(self._executor, fn, *args)
+        except RuntimeError as exc:  # the executor is shut down: the store was closed
+            raise StoreUnavailable("sqlite store is closed") from exc
+        try:
+            return await future
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:  # locked, I/O error, not a database, closed, ...
             raise StoreUnavailable(f"sqlite: {exc}") from exc
 
     @contextlib.contextmanager
@@ -162,11 +172,13 @@ class SQLiteStore(Store):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
-        await self._flush()
-        if self._db is not None:
-            await self._run(self._conn.close)
-            self._db = None
-        self._executor.shutdown(wait=True)
+        try:
+            await self._flush()
+        finally:
+            if self._db is not None:
+                await self._run(self._conn.close)
+                self._db = None
+            self._executor.shutdown(wait=True)
 
     async def ping(self) -> None:
         await self._run(lambda: self._conn.execute("SELECT 1").fetchone())
@@ -639,7 +651,13 @@ class SQLiteStore(Store):
                     [(o.order_id, o.user_id, o.instrument_key, o.side.value) for o in orders],
                 )
 
-        await self._run(write)
+        try:
+            await self._run(write)
+        except StoreUnavailable:
+            # Keep the batch (in order) for the next flush: an audit record is never dropped.
+            self._pending_audit[:0] = audit
+            self._pending_orders[:0] = orders
+            raise
 
     async def _flush_forever(self) -> None:
         while True:
