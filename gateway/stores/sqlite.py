@@ -25,6 +25,7 @@ import orjson
 from cachetools import LRUCache
 
 from rules.decisions import Reason, Refused
+from rules.ip import canonical
 from rules.orders import KnownOrder
 from rules.ratelimit import SlidingWindowLimiter
 from rules.registry import Registration
@@ -459,8 +460,9 @@ class SQLiteStore(Store):
                     " changed_at = excluded.changed_at, version = excluded.version",
                     (
                         user_id,
-                        None if new.primary is None else str(new.primary),
-                        None if new.secondary is None else str(new.secondary),
+                        # Stored canonical, so uniqueness never compares raw strings (SPEC §4).
+                        None if new.primary is None else str(canonical(new.primary)),
+                        None if new.secondary is None else str(canonical(new.secondary)),
                         _ts(new.primary_updated_at),
                         _ts(new.secondary_updated_at),
                         _ts(new.changed_at),

@@ -275,6 +275,19 @@ async def test_ip_of_another_account_is_refused_and_changes_nothing(
     assert await is_live(store, "s1")
 
 
+@pytest.mark.parametrize(
+    ("held", "wanted"),
+    [("::ffff:203.0.113.30", "203.0.113.30"), ("203.0.113.30", "::ffff:203.0.113.30")],
+)
+async def test_uniqueness_uses_the_canonical_form(store: Store, held: str, wanted: str) -> None:
+    # SPEC §4: ::ffff:a.b.c.d is a.b.c.d, whichever form a caller passed in.
+    await accounts(store, "u1", "u2")
+    await store.apply_ip_change("u2", registration(held), expected_version=0)
+    with pytest.raises(Refused) as exc:
+        await store.apply_ip_change("u1", registration(wanted), expected_version=0)
+    assert reason(exc) is Reason.IP_TAKEN
+
+
 async def test_ip_of_another_familys_parent_is_refused(store: Store) -> None:
     await accounts(store, "p1", "m1", "p2")
     await family(store, "p1", "m1")
