@@ -1,0 +1,116 @@
+"""API tokens (Paradex model) and the analytics token's lifetime (SPEC §9).
+
+- ``POST /v1/account/tokens`` takes ``name``, ``token_type`` (``jwt`` or ``api_key``),
+  ``expiry_duration`` in seconds from now (Paradex: "1 min to 1 year") and optional
+  ``allowed_cidrs``.  Both token types are opaque random secrets here; the type is kept as the
+  token's ``kind`` and filters ``GET /v1/account/tokens?kind=``.
+- ``allowed_cidrs``: at most 50 strict CIDRs (``rules.ip.parse_cidr``); an empty list means no
+  restriction of the token's own.  ``PUT …/allowed-cidrs`` replaces the whole list.
+- The analytics token is valid for one calendar year from issue (Upstox: "an expiry period of
+  1 year from the date of generation").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from rules.decisions import Reason, Refused
+from rules.ip import parse_cidrs, show
+from rules.types import IPNetwork
+
+__all__ = [
+    "MAX_EXPIRY_S",
+    "MIN_EXPIRY_S",
+    "TOKEN_TYPES",
+    "TokenRequest",
+    "analytics_expiry",
+    "parse_allowed_cidrs",
+    "parse_token_request",
+]
+
+MIN_EXPIRY_S = 60
+MAX_EXPIRY_S = 365 * 24 * 3600
+TOKEN_TYPES = frozenset({"jwt", "api_key"})
+MAX_NAME = 100
+_FIELDS = frozenset({"name", "token_type", "expiry_duration", "allowed_cidrs"})
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    name: str
+    kind: str
+    expiry_s: int
+    allowed_cidrs: tuple[IPNetwork, ...]
+
+
+def _json(value: object) -> str:
+    """An untrusted value as the client wrote it in JSON, cut short."""
+    if isinstance(value, Decimal):
+        return str(value)
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        return show(value)
+    return text if len(text) <= 64 else text[:61] + "..."
+
+
+def parse_allowed_cidrs(value: object) -> tuple[IPNetwork, ...]:
+    if not isinstance(value, list):
+        raise Refused(
+            Reason.BAD_REQUEST,
+            f"allowed_cidrs must be a list of CIDR strings, got {_json(value)}",
+        )
+    for entry in value:
+        if not isinstance(entry, str):
+            raise Refused(
+                Reason.BAD_REQUEST,
+                f"allowed_cidrs entry {_json(entry)} is invalid: expected a string like"
+                " '203.0.113.0/24'",
+            )
+    return parse_cidrs(value)
+
+
+def parse_token_request(body: Any) -> TokenRequest:
+    if not isinstance(body, dict):
+        raise Refused(
+            Reason.BAD_REQUEST,
+            'the body must be {"name", "token_type", "expiry_duration", "allowed_cidrs"?}',
+        )
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise Refused(Reason.BAD_REQUEST, f"unknown field(s): {', '.join(unknown)}")
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        raise Refused(
+            Reason.BAD_REQUEST, f"name must be a non-empty string of at most {MAX_NAME} characters"
+        )
+    kind = body.get("token_type")
+    if kind not in TOKEN_TYPES:
+        raise Refused(
+            Reason.BAD_REQUEST, f"token_type must be 'jwt' or 'api_key', got {_json(kind)}"
+        )
+    expiry = body.get("expiry_duration")
+    if (
+        not isinstance(expiry, int)
+        or isinstance(expiry, bool)
+        or not MIN_EXPIRY_S <= expiry <= MAX_EXPIRY_S
+    ):
+        raise Refused(
+            Reason.BAD_REQUEST,
+            f"expiry_duration must be whole seconds from {MIN_EXPIRY_S} (1 minute) to"
+            f" {MAX_EXPIRY_S} (1 year), got {_json(expiry)}",
+        )
+    cidrs = parse_allowed_cidrs(body["allowed_cidrs"]) if "allowed_cidrs" in body else ()
+    return TokenRequest(name=name, kind=str(kind), expiry_s=expiry, allowed_cidrs=cidrs)
+
+
+def analytics_expiry(issued_at: datetime) -> datetime:
+    """The same instant one calendar year later (29 February → 28 February)."""
+    try:
+        return issued_at.replace(year=issued_at.year + 1)
+    except ValueError:
+        return issued_at.replace(year=issued_at.year + 1, day=28)

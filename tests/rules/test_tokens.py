@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from ipaddress import ip_network
+from typing import Any
+
+import pytest
+
+from rules.decisions import Reason, Refused
+from rules.tokens import (
+    MAX_EXPIRY_S,
+    MIN_EXPIRY_S,
+    TokenRequest,
+    analytics_expiry,
+    parse_allowed_cidrs,
+    parse_token_request,
+)
+
+GOOD: dict[str, Any] = {"name": "bot", "token_type": "api_key", "expiry_duration": 86400}
+
+
+def test_a_minimal_request() -> None:
+    assert parse_token_request(GOOD) == TokenRequest("bot", "api_key", 86400, ())
+
+
+@pytest.mark.parametrize("kind", ["jwt", "api_key"])
+@pytest.mark.parametrize("expiry", [MIN_EXPIRY_S, MAX_EXPIRY_S])
+def test_bounds_and_kinds(kind: str, expiry: int) -> None:
+    request = parse_token_request({**GOOD, "token_type": kind, "expiry_duration": expiry})
+    assert (request.kind, request.expiry_s) == (kind, expiry)
+
+
+def test_cidrs_at_creation() -> None:
+    request = parse_token_request(
+        {**GOOD, "allowed_cidrs": ["127.0.0.2/32", "2001:db8::/32", "127.0.0.2/32"]}
+    )
+    assert request.allowed_cidrs == (ip_network("127.0.0.2/32"), ip_network("2001:db8::/32"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"name": ""}, "name must be"),
+        ({"name": "   "}, "name must be"),
+        ({"name": "x" * 101}, "name must be"),
+        ({"name": 7}, "name must be"),
+        ({"token_type": "session"}, 'got "session"'),
+        ({"token_type": None}, "got null"),
+        ({"expiry_duration": MIN_EXPIRY_S - 1}, "got 59"),
+        ({"expiry_duration": MAX_EXPIRY_S + 1}, f"got {MAX_EXPIRY_S + 1}"),
+        ({"expiry_duration": True}, "got true"),
+        ({"expiry_duration": "3600"}, 'got "3600"'),
+        ({"expiry_duration": Decimal("3600.5")}, "got 3600.5"),
+        ({"expiry_duration": [Decimal("1.5")]}, "got [Decimal('1.5')]"),
+        ({"expiry_duration": "x" * 100}, '"xxxxxxxx'),
+        ({"allowed_cidrs": None}, "got null"),
+        ({"allowed_cidrs": "127.0.0.1/32"}, 'got "127.0.0.1/32"'),
+        ({"allowed_cidrs": [None]}, "entry null"),
+        ({"allowed_cidrs": [42]}, "entry 42"),
+        ({"allowed_cidrs": ["127.0.0.1/24"]}, "'127.0.0.1/24'"),
+        ({"allowed_cidrs": ["10.0.0.0/255.255.255.0"]}, "'10.0.0.0/255.255.255.0'"),
+        ({"allowed_cidrs": ["010.0.0.0/8"]}, "'010.0.0.0/8'"),
+        ({"allowed_cidrs": ["fe80::/10%eth0"]}, "'fe80::/10%eth0'"),
+        ({"allowed_cidrs": [f"10.0.{i}.0/24" for i in range(51)]}, "51 entries"),
+        ({"extra": 1}, "unknown field(s): extra"),
+    ],
+)
+def test_refused(changes: dict[str, Any], named: str) -> None:
+    with pytest.raises(Refused) as refused:
+        parse_token_request({**GOOD, **changes})
+    assert refused.value.refusal.reason is Reason.BAD_REQUEST
+    assert named in refused.value.refusal.message
+
+
+@pytest.mark.parametrize("body", [None, [], "x", 3])
+def test_the_body_is_an_object(body: object) -> None:
+    with pytest.raises(Refused, match="the body must be"):
+        parse_token_request(body)
+
+
+def test_missing_fields_are_refused() -> None:
+    with pytest.raises(Refused, match="name must be"):
+        parse_token_request({"token_type": "jwt", "expiry_duration": 60})
+
+
+def test_replacement_lists() -> None:
+    assert parse_allowed_cidrs([]) == ()
+    assert parse_allowed_cidrs(["::1/128"]) == (ip_network("::1/128"),)
+
+
+@pytest.mark.parametrize(
+    ("issued", "expires"),
+    [
+        (datetime(2026, 11, 16, 4, 0, tzinfo=UTC), datetime(2027, 11, 16, 4, 0, tzinfo=UTC)),
+        (datetime(2028, 2, 29, 12, 0, tzinfo=UTC), datetime(2029, 2, 28, 12, 0, tzinfo=UTC)),
+    ],
+)
+def test_analytics_tokens_live_one_calendar_year(issued: datetime, expires: datetime) -> None:
+    assert analytics_expiry(issued) == expires
