@@ -10,7 +10,7 @@ from rules.sessions import STATIC_IP_BLOCKED
 from rules.types import IPAddress
 
 TABLE = default_table()
-REGISTERED = frozenset({IPv4Address("127.0.0.2"), IPv6Address("2001:db8::2")})
+REGISTERED: frozenset[IPAddress] = frozenset({IPv4Address("127.0.0.2"), IPv6Address("2001:db8::2")})
 GUARDED = ("User", "Payments", "Orders", "GTT Orders", "Portfolio", "Mutual Fund", "Trade P&L")
 
 
