@@ -28,6 +28,7 @@ from typing import Any
 from rules.orders import KnownOrder
 from rules.registry import Registration
 from rules.sessions import Credential
+from rules.types import IPNetwork
 
 
 class StoreError(Exception):
@@ -68,6 +69,23 @@ class Snapshot:
     registration: Registration  # the effective one: the parent's for a family member
     slot_holders: Mapping[str, str]  # "primary"/"secondary" -> session_id of the account
     epoch: int = 0  # the account's invalidation epoch when read (used by shared stores)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """An API token's metadata (SPEC §9, Paradex model); its credential holds the secret's
+    hash, the allowlist and the expiry, and has ``session_id == token_id``."""
+
+    lookup_id: str
+    token_id: str
+    user_id: str
+    name: str
+    kind: str  # the token_type it was created with: "jwt" or "api_key"
+    allowed_cidrs: tuple[IPNetwork, ...]
+    created_at: datetime
+    expiry_at: datetime
+    last_updated_at: datetime
+    revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +144,44 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def revoke_account(self, user_id: str) -> int:
         """Revoke every credential of the account; returns how many were live."""
+
+    # API tokens (Paradex model) and the analytics token (Upstox model), SPEC §9
+    @abc.abstractmethod
+    async def create_api_token(
+        self, token: ApiToken, credential: Credential, token_hash: str
+    ) -> ApiToken:
+        """Atomically write the metadata and the credential with its allowlist."""
+
+    @abc.abstractmethod
+    async def api_tokens(
+        self, user_id: str, *, kind: str | None, with_invalid: bool, now: datetime
+    ) -> Sequence[ApiToken]:
+        """The account's tokens, oldest first; revoked and expired ones only ``with_invalid``.
+
+        A token invalidated without ``revoke_api_token`` (an IP change, an admin revocation)
+        gets ``revoked_at = now`` the first time it is listed.
+        """
+
+    @abc.abstractmethod
+    async def revoke_api_token(
+        self, user_id: str, lookup_id: str, *, now: datetime
+    ) -> ApiToken | None:
+        """Revoke at once (the next request sees it); None when the account has no such token."""
+
+    @abc.abstractmethod
+    async def replace_api_token_cidrs(
+        self, user_id: str, lookup_id: str, cidrs: tuple[IPNetwork, ...], *, now: datetime
+    ) -> ApiToken | None:
+        """Replace the whole allowlist, seen by the next request; None when there is no such
+        token, Refused(CONFLICT) when it is revoked or expired."""
+
+    @abc.abstractmethod
+    async def create_analytics_token(self, credential: Credential, token_hash: str) -> Credential:
+        """Store an analytics credential; Refused(CONFLICT) while the account has a live one."""
+
+    @abc.abstractmethod
+    async def revoke_analytics_token(self, user_id: str) -> bool:
+        """Revoke the account's live analytics token; False when it has none."""
 
     # admission
     @abc.abstractmethod

@@ -18,6 +18,7 @@ import ipaddress
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -30,10 +31,11 @@ from rules.orders import KnownOrder
 from rules.ratelimit import SlidingWindowLimiter
 from rules.registry import Registration
 from rules.sessions import Credential
-from rules.types import CredentialKind, IPAddress, Side
+from rules.types import CredentialKind, IPAddress, IPNetwork, Side
 
 from .base import (
     Account,
+    ApiToken,
     App,
     IdempotencyRecord,
     Snapshot,
@@ -81,6 +83,15 @@ CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, user_id TEXT, record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_user ON audit(user_id, id);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    lookup_id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL UNIQUE REFERENCES credentials(session_id),
+    user_id TEXT NOT NULL REFERENCES accounts(user_id), name TEXT NOT NULL, kind TEXT NOT NULL,
+    created_at TEXT NOT NULL, last_updated_at TEXT NOT NULL, revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens(user_id);
+CREATE UNIQUE INDEX IF NOT EXISTS credentials_one_analytics ON credentials(user_id)
+    WHERE kind = 'analytics' AND revoked = 0;
 """
 
 _FLUSH_EVERY_S = 0.1
@@ -93,6 +104,10 @@ def _ts(value: datetime | None) -> str | None:
 
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+def _cidrs(nets: Sequence[IPNetwork]) -> str:
+    return orjson.dumps([str(n) for n in nets]).decode()
 
 
 def _ip(value: str | None) -> IPAddress | None:
@@ -266,22 +281,7 @@ class SQLiteStore(Store):
 
         def write() -> None:
             with self._tx() as db:
-                db.execute(
-                    "INSERT INTO credentials (session_id, token_hash, user_id, kind, created_ip,"
-                    " created_at, expires_at, slot, allowed_cidrs, revoked)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                    (
-                        c.session_id,
-                        token_hash,
-                        c.user_id,
-                        c.kind.value,
-                        str(c.created_ip),
-                        _ts(c.created_at),
-                        _ts(c.expires_at),
-                        c.slot,
-                        orjson.dumps([str(n) for n in c.allowed_cidrs]).decode(),
-                    ),
-                )
+                self._insert_credential(db, c, token_hash)
                 if c.slot is not None:
                     db.execute(
                         "INSERT INTO slots (user_id, slot, session_id) VALUES (?, ?, ?)"
@@ -293,6 +293,25 @@ class SQLiteStore(Store):
         self._credentials[token_hash] = c
         self._slots.pop(c.user_id, None)
         return c
+
+    @staticmethod
+    def _insert_credential(db: sqlite3.Connection, c: Credential, token_hash: str) -> None:
+        db.execute(
+            "INSERT INTO credentials (session_id, token_hash, user_id, kind, created_ip,"
+            " created_at, expires_at, slot, allowed_cidrs, revoked)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            (
+                c.session_id,
+                token_hash,
+                c.user_id,
+                c.kind.value,
+                str(c.created_ip),
+                _ts(c.created_at),
+                _ts(c.expires_at),
+                c.slot,
+                _cidrs(c.allowed_cidrs),
+            ),
+        )
 
     def _read_credential(self, token_hash: str) -> Credential | None:
         row = self._conn.execute(
@@ -403,6 +422,187 @@ class SQLiteStore(Store):
             self._slots.pop(user_id, None)
             self._registrations.pop(user_id, None)
             self._accounts.pop(user_id, None)
+
+    # API tokens and the analytics token -----------------------------------------------
+
+    _METADATA_SELECT = (
+        "SELECT t.lookup_id, t.session_id, t.user_id, t.name, t.kind, c.allowed_cidrs,"
+        " t.created_at, c.expires_at, t.last_updated_at, t.revoked_at, c.revoked"
+        " FROM api_tokens t JOIN credentials c ON c.session_id = t.session_id"
+    )
+
+    @staticmethod
+    def _token_row(row: Sequence[Any]) -> ApiToken:
+        created, expiry, updated = _dt(row[6]), _dt(row[7]), _dt(row[8])
+        assert created is not None
+        assert expiry is not None
+        assert updated is not None
+        return ApiToken(
+            lookup_id=row[0],
+            token_id=row[1],
+            user_id=row[2],
+            name=row[3],
+            kind=row[4],
+            allowed_cidrs=tuple(ipaddress.ip_network(n) for n in orjson.loads(row[5])),
+            created_at=created,
+            expiry_at=expiry,
+            last_updated_at=updated,
+            revoked_at=_dt(row[9]),
+        )
+
+    def _read_token(self, user_id: str, lookup_id: str) -> tuple[ApiToken, bool] | None:
+        row = self._conn.execute(
+            self._METADATA_SELECT + " WHERE t.user_id = ? AND t.lookup_id = ?",
+            (user_id, lookup_id),
+        ).fetchone()
+        return None if row is None else (self._token_row(row), bool(row[10]))
+
+    async def create_api_token(
+        self, token: ApiToken, credential: Credential, token_hash: str
+    ) -> ApiToken:
+        def write() -> None:
+            with self._tx() as db:
+                self._insert_credential(db, credential, token_hash)
+                db.execute(
+                    "INSERT INTO api_tokens (lookup_id, session_id, user_id, name, kind,"
+                    " created_at, last_updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        token.lookup_id,
+                        credential.session_id,
+                        token.user_id,
+                        token.name,
+                        token.kind,
+                        _ts(token.created_at),
+                        _ts(token.last_updated_at),
+                    ),
+                )
+
+        await self._run(write)
+        self._credentials[token_hash] = credential
+        return token
+
+    async def api_tokens(
+        self, user_id: str, *, kind: str | None, with_invalid: bool, now: datetime
+    ) -> Sequence[ApiToken]:
+        def read() -> list[Any]:
+            with self._tx() as db:
+                db.execute(
+                    "UPDATE api_tokens SET revoked_at = ?, last_updated_at = ?"
+                    " WHERE user_id = ? AND revoked_at IS NULL AND session_id IN"
+                    " (SELECT session_id FROM credentials WHERE user_id = ? AND revoked = 1)",
+                    (_ts(now), _ts(now), user_id, user_id),
+                )
+                sql = self._METADATA_SELECT + " WHERE t.user_id = ?"
+                args: tuple[str, ...] = (user_id,)
+                if kind is not None:
+                    sql, args = sql + " AND t.kind = ?", (*args, kind)
+                return db.execute(sql + " ORDER BY t.created_at, t.lookup_id", args).fetchall()
+
+        tokens = [self._token_row(row) for row in await self._run(read)]
+        if with_invalid:
+            return tokens
+        return [t for t in tokens if t.revoked_at is None and now < t.expiry_at]
+
+    async def revoke_api_token(
+        self, user_id: str, lookup_id: str, *, now: datetime
+    ) -> ApiToken | None:
+        def write() -> ApiToken | None:
+            with self._tx() as db:
+                found = self._read_token(user_id, lookup_id)
+                if found is None:
+                    return None
+                token, _ = found
+                db.execute(
+                    "UPDATE credentials SET revoked = 1 WHERE session_id = ?", (token.token_id,)
+                )
+                if token.revoked_at is None:
+                    db.execute(
+                        "UPDATE api_tokens SET revoked_at = ?, last_updated_at = ?"
+                        " WHERE lookup_id = ?",
+                        (_ts(now), _ts(now), lookup_id),
+                    )
+                    return replace(token, revoked_at=now, last_updated_at=now)
+                return token
+
+        token = await self._run(write)
+        if token is not None:
+            self._forget_credentials(lambda c: c.session_id == token.token_id)
+        return token
+
+    async def replace_api_token_cidrs(
+        self, user_id: str, lookup_id: str, cidrs: tuple[IPNetwork, ...], *, now: datetime
+    ) -> ApiToken | None:
+        def write() -> ApiToken | None:
+            with self._tx() as db:
+                found = self._read_token(user_id, lookup_id)
+                if found is None:
+                    return None
+                token, revoked = found
+                if revoked or token.revoked_at is not None or now >= token.expiry_at:
+                    raise Refused(
+                        Reason.CONFLICT,
+                        f"token {lookup_id} is revoked or expired; create a new token",
+                    )
+                db.execute(
+                    "UPDATE credentials SET allowed_cidrs = ? WHERE session_id = ?",
+                    (_cidrs(cidrs), token.token_id),
+                )
+                db.execute(
+                    "UPDATE api_tokens SET last_updated_at = ? WHERE lookup_id = ?",
+                    (_ts(now), lookup_id),
+                )
+                return replace(token, allowed_cidrs=cidrs, last_updated_at=now)
+
+        token = await self._run(write)
+        if token is not None:
+            self._forget_credentials(lambda c: c.session_id == token.token_id)
+        return token
+
+    async def create_analytics_token(self, credential: Credential, token_hash: str) -> Credential:
+        c = credential
+
+        def write() -> None:
+            with self._tx() as db:
+                # An expired token no longer counts: retire it so the unique index admits a new one.
+                for session_id, expires in db.execute(
+                    "SELECT session_id, expires_at FROM credentials"
+                    " WHERE user_id = ? AND kind = 'analytics' AND revoked = 0",
+                    (c.user_id,),
+                ).fetchall():
+                    expiry = _dt(expires)
+                    assert expiry is not None
+                    if c.created_at < expiry:
+                        raise Refused(
+                            Reason.CONFLICT,
+                            "this account already has an analytics token (one per account);"
+                            " revoke it with DELETE /gateway/v1/analytics-token first",
+                        )
+                    db.execute(
+                        "UPDATE credentials SET revoked = 1 WHERE session_id = ?", (session_id,)
+                    )
+                self._insert_credential(db, c, token_hash)
+
+        await self._run(write)
+        self._forget_credentials(
+            lambda old: old.user_id == c.user_id and old.kind is CredentialKind.ANALYTICS
+        )
+        self._credentials[token_hash] = c
+        return c
+
+    async def revoke_analytics_token(self, user_id: str) -> bool:
+        def write() -> bool:
+            cur = self._conn.execute(
+                "UPDATE credentials SET revoked = 1"
+                " WHERE user_id = ? AND kind = 'analytics' AND revoked = 0",
+                (user_id,),
+            )
+            return cur.rowcount > 0
+
+        changed = await self._run(write)
+        self._forget_credentials(
+            lambda c: c.user_id == user_id and c.kind is CredentialKind.ANALYTICS
+        )
+        return changed
 
     # admission --------------------------------------------------------------------------
 
