@@ -1,4 +1,4 @@
-"""The admin API under ``/admin/v1`` (SPEC §12, §13), behind ``Authorization: Bearer <admin.token>``.
+"""The admin API under ``/admin/v1`` (SPEC §12, §13), behind ``Bearer <admin.token>``.
 
 Operators create accounts and apps, push LTPs from a feed, read the audit log, revoke
 sessions and override an account's static IPs (audited, and without the weekly cooldown: the
@@ -79,7 +79,8 @@ async def create_account(request: web.Request) -> web.StreamResponse:
     user_id = _string(body, "user_id")
     name = _string(body, "name")
     algo_id = _string(body, "algo_id", required=False)
-    assert user_id is not None and name is not None
+    assert user_id is not None
+    assert name is not None
     account = Account(user_id=user_id, name=name, created_at=services.clock.now(), algo_id=algo_id)
     try:
         await services.store.create_account(account)

@@ -12,6 +12,7 @@ Every other path of a dialect is forwarded with authentication only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
@@ -24,7 +25,14 @@ from aiohttp import web
 
 from rules.clientip import client_ip as resolve_client_ip
 from rules.decisions import Reason, Refuse, Refused
-from rules.orders import KnownOrder, MarketPolicy, convert, needs_conversion, needs_ltp, resolve_for_account
+from rules.orders import (
+    KnownOrder,
+    MarketPolicy,
+    convert,
+    needs_conversion,
+    needs_ltp,
+    resolve_for_account,
+)
 from rules.routes import Route
 from rules.sessions import admit_order, check_allowlist, check_live
 from rules.types import Action, CredentialKind, IPAddress
@@ -191,7 +199,11 @@ class Pipeline:
             instrument = s.instruments.get(intent.instrument_key or "")
             ltp: Decimal | None = None
             age: float | None = None
-            if instrument is not None and needs_ltp(intent) and rules.market_orders is MarketPolicy.CONVERT:
+            if (
+                instrument is not None
+                and needs_ltp(intent)
+                and rules.market_orders is MarketPolicy.CONVERT
+            ):
                 seen = await s.ltp.fresh(instrument, lambda i: self._fetch_ltp(dialect, i, user_id))
                 if seen is not None:
                     ltp, age = seen
@@ -335,7 +347,9 @@ class Pipeline:
                     body_hash=idem.body_hash,
                     status=response.status,
                     headers={
-                        str(k): v for k, v in response.headers.items() if k.lower() != "content-length"
+                        str(k): v
+                        for k, v in response.headers.items()
+                        if k.lower() != "content-length"
                     },
                     body=response.body if isinstance(response.body, bytes) else b"",
                 )
@@ -448,14 +462,12 @@ class Pipeline:
             trace.dialect, "order", trace.decision, trace.reason or "ok"
         ).inc()
         record: dict[str, Any] = {"at": s.clock.now().isoformat(), **_trace_fields(trace)}
-        try:
+        with contextlib.suppress(StoreUnavailable):  # the decision stands; the log is best effort
             await s.store.audit(record)
-        except StoreUnavailable:
-            pass
 
 
 def _trace_fields(trace: Trace) -> dict[str, Any]:
-    return {name: getattr(trace, name) for name in Trace.__slots__}  # type: ignore[attr-defined]
+    return {name: getattr(trace, name) for name in Trace.__slots__}
 
 
 def new_token() -> str:

@@ -14,7 +14,6 @@ An upstream 5xx answer is passed back as it came, but recorded as unknown outcom
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import time
@@ -136,12 +135,12 @@ class Upstream:
             raise UpstreamError(
                 Reason.UPSTREAM_UNAVAILABLE, f"upstream {dialect} is unreachable: {exc.os_error}"
             ) from exc
-        except (aiohttp.ConnectionTimeoutError,) as exc:
+        except aiohttp.ConnectionTimeoutError as exc:
             raise UpstreamError(
                 Reason.UPSTREAM_UNAVAILABLE,
                 f"upstream {dialect} did not accept a connection in time",
             ) from exc
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise UpstreamError(
                 Reason.UPSTREAM_TIMEOUT, f"upstream {dialect} did not answer in time"
             ) from exc

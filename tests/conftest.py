@@ -45,7 +45,9 @@ async def make_gateway(
             "GATEWAY_UPSTREAM_PARADEX": base,
         }
         values.update({f"GATEWAY_{k.upper()}": v for k, v in env.items()})
-        server: TestServer = await aiohttp_server(create_app(load_config(None, values), clock=clock))
+        server: TestServer = await aiohttp_server(
+            create_app(load_config(None, values), clock=clock)
+        )
         harness = Harness(server, paper, clock)
         harnesses.append(harness)
         return harness

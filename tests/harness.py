@@ -150,13 +150,22 @@ class Harness:
         )
         assert reply.status == 200, reply.body
         data = reply.data["data"]
-        return Login(login.user_id, login.api_key, login.api_secret, data["access_token"], data["session_id"], ip)
+        return Login(
+            login.user_id,
+            login.api_key,
+            login.api_secret,
+            data["access_token"],
+            data["session_id"],
+            ip,
+        )
 
     async def set_ips(self, login: Login, primary: str, secondary: str | None = None) -> Reply:
         body: dict[str, Any] = {"primary_ip": primary}
         if secondary is not None:
             body["secondary_ip"] = secondary
-        return await self.request("PUT", "/v2/user/ip", ip=login.ip, json=body, headers=login.bearer)
+        return await self.request(
+            "PUT", "/v2/user/ip", ip=login.ip, json=body, headers=login.bearer
+        )
 
     async def trader(
         self, primary: str = "127.0.0.2", secondary: str | None = None, *, ip: str | None = None
@@ -167,7 +176,9 @@ class Harness:
         assert reply.status == 200, reply.body
         return await self.login(login, ip=ip or primary)
 
-    async def place(self, login: Login, *, ip: str | None = None, path: str = "/v2/order/place", **order: Any) -> Reply:
+    async def place(
+        self, login: Login, *, ip: str | None = None, path: str = "/v2/order/place", **order: Any
+    ) -> Reply:
         return await self.request(
             "POST", path, ip=ip or login.ip, json=market_order(**order), headers=login.bearer
         )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from ..harness import Harness, market_order
 
-LIMIT = {"order_type": "LIMIT", "price": 1400}
+LIMIT: dict[str, Any] = {"order_type": "LIMIT", "price": 1400}
 BLOCKED = "Access to this API is blocked due to static IP restrictions"
 
 
-async def test_order_from_an_unregistered_ip_is_refused_and_nothing_goes_upstream(gw: Harness) -> None:
+async def test_order_from_an_unregistered_ip_is_refused_and_nothing_goes_upstream(
+    gw: Harness,
+) -> None:
     trader = await gw.trader("127.0.0.2")
     stranger = await gw.login(trader, ip="127.0.0.4")
 
@@ -23,7 +26,9 @@ async def test_order_from_an_unregistered_ip_is_refused_and_nothing_goes_upstrea
     assert [r for r in await gw.upstream_requests() if "/order/" in r["path"]] == []
 
 
-async def test_session_created_from_another_registered_ip_is_refused_naming_both(gw: Harness) -> None:
+async def test_session_created_from_another_registered_ip_is_refused_naming_both(
+    gw: Harness,
+) -> None:
     trader = await gw.trader("127.0.0.2", "127.0.0.3")
 
     reply = await gw.place(trader, ip="127.0.0.3", **LIMIT)
@@ -61,14 +66,22 @@ async def test_newer_session_from_the_same_ip_takes_the_slot_older_keeps_reads(g
 async def test_login_reports_whether_the_session_can_trade(gw: Harness) -> None:
     trader = await gw.trader("127.0.0.2")
     reply = await gw.request(
-        "POST", "/gateway/v1/session", ip="127.0.0.5",
+        "POST",
+        "/gateway/v1/session",
+        ip="127.0.0.5",
         json={"api_key": trader.api_key, "api_secret": trader.api_secret},
     )
     data = reply.data["data"]
     assert data["created_ip"] == "127.0.0.5"
     assert data["slot"] is None and data["order_capable"] is False
     assert set(data) == {
-        "access_token", "session_id", "user_id", "created_ip", "slot", "order_capable", "expires_at"
+        "access_token",
+        "session_id",
+        "user_id",
+        "created_ip",
+        "slot",
+        "order_capable",
+        "expires_at",
     }
 
 
@@ -94,7 +107,9 @@ async def test_after_an_ip_change_every_old_token_is_refused_on_every_route(gw: 
 
     for token in (trader, other):
         assert (await gw.place(token, **LIMIT)).status == 401
-        assert (await gw.request("GET", "/v2/portfolio/long-term-holdings", headers=token.bearer)).status == 401
+        assert (
+            await gw.request("GET", "/v2/portfolio/long-term-holdings", headers=token.bearer)
+        ).status == 401
         ip_read = await gw.request("GET", "/v2/user/ip", headers=token.bearer)
         assert ip_read.status == 401 and ip_read.error_code == "UDAPI100050"
     assert await gw.upstream_orders() == []
@@ -169,5 +184,10 @@ async def test_missing_or_unknown_token_is_401_in_the_upstox_envelope(gw: Harnes
         assert reply.status == 401
         assert reply.data["status"] == "error"
         assert reply.data["errors"][0]["error_code"] == "UDAPI100050"
-        assert set(reply.data["errors"][0]) == {"error_code", "message", "property_path", "invalid_value"}
+        assert set(reply.data["errors"][0]) == {
+            "error_code",
+            "message",
+            "property_path",
+            "invalid_value",
+        }
     assert await gw.upstream_requests() == []

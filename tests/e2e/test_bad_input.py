@@ -10,7 +10,7 @@ import pytest
 from ..conftest import GatewayFactory
 from ..harness import Harness, market_order
 
-LIMIT = {"order_type": "LIMIT", "price": 1400}
+LIMIT: dict[str, Any] = {"order_type": "LIMIT", "price": 1400}
 
 
 async def raw_request(gw: Harness, request: bytes, *, ip: str = "127.0.0.2") -> tuple[int, bytes]:
@@ -58,7 +58,9 @@ async def test_bad_order_bodies_get_400_in_the_upstox_envelope(
 ) -> None:
     trader = await gw.trader("127.0.0.2")
     reply = await gw.request(
-        "POST", "/v2/order/place", data=body,
+        "POST",
+        "/v2/order/place",
+        data=body,
         headers={**trader.bearer, "Content-Type": "application/json"},
     )
     assert reply.status == 400

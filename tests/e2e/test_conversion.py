@@ -93,10 +93,24 @@ def unquoted_master(tmp_path: Path) -> Path:
     """An instrument the gateway knows but the paper broker has no price for."""
     path = tmp_path / "instruments.json"
     rows = [
-        {"segment": "NSE_EQ", "instrument_type": "EQ", "instrument_key": "NSE_EQ|INE000TEST01",
-         "trading_symbol": "TESTCO", "tick_size": 5.0, "lot_size": 1, "exchange_token": "1"},
-        {"segment": "NSE_EQ", "instrument_type": "EQ", "instrument_key": RELIANCE,
-         "trading_symbol": "RELIANCE", "tick_size": 10.0, "lot_size": 1, "exchange_token": "2885"},
+        {
+            "segment": "NSE_EQ",
+            "instrument_type": "EQ",
+            "instrument_key": "NSE_EQ|INE000TEST01",
+            "trading_symbol": "TESTCO",
+            "tick_size": 5.0,
+            "lot_size": 1,
+            "exchange_token": "1",
+        },
+        {
+            "segment": "NSE_EQ",
+            "instrument_type": "EQ",
+            "instrument_key": RELIANCE,
+            "trading_symbol": "RELIANCE",
+            "tick_size": 10.0,
+            "lot_size": 1,
+            "exchange_token": "2885",
+        },
     ]
     path.write_text(json.dumps(rows))
     return path
@@ -142,8 +156,15 @@ async def test_market_modify_of_a_known_order_is_priced_from_its_instrument(gw: 
     placed = await gw.place(trader, instrument_token=IDEA, order_type="LIMIT", price=7.0)
     order_id = placed.data["data"]["order_id"]
 
-    modify = {"order_id": order_id, "order_type": "MARKET", "quantity": 1, "validity": "DAY",
-              "price": 0, "disclosed_quantity": 0, "trigger_price": 0}
+    modify = {
+        "order_id": order_id,
+        "order_type": "MARKET",
+        "quantity": 1,
+        "validity": "DAY",
+        "price": 0,
+        "disclosed_quantity": 0,
+        "trigger_price": 0,
+    }
     reply = await gw.request("PUT", "/v2/order/modify", json=modify, headers=trader.bearer)
 
     assert reply.status == 200, reply.body
@@ -168,7 +189,9 @@ async def test_modify_or_cancel_of_another_accounts_order_is_refused(gw: Harness
     order_id = placed.data["data"]["order_id"]
 
     modify = {"order_id": order_id, "order_type": "LIMIT", "price": 1390}
-    modified = await gw.request("PUT", "/v2/order/modify", ip="127.0.0.3", json=modify, headers=other.bearer)
+    modified = await gw.request(
+        "PUT", "/v2/order/modify", ip="127.0.0.3", json=modify, headers=other.bearer
+    )
     cancelled = await gw.request(
         "DELETE", f"/v2/order/cancel?order_id={order_id}", ip="127.0.0.3", headers=other.bearer
     )
@@ -192,12 +215,27 @@ async def test_algo_headers_are_sent_with_every_order(make_gateway: GatewayFacto
 async def test_multi_place_converts_each_order(gw: Harness) -> None:
     trader = await gw.trader("127.0.0.2")
     await gw.push_ltp({RELIANCE: "1401.5", IDEA: "7.42"})
-    base = {"quantity": 1, "product": "D", "validity": "DAY", "price": 0, "tag": "m",
-            "order_type": "MARKET", "transaction_type": "BUY", "disclosed_quantity": 0,
-            "trigger_price": 0, "is_amo": False}
+    base = {
+        "quantity": 1,
+        "product": "D",
+        "validity": "DAY",
+        "price": 0,
+        "tag": "m",
+        "order_type": "MARKET",
+        "transaction_type": "BUY",
+        "disclosed_quantity": 0,
+        "trigger_price": 0,
+        "is_amo": False,
+    }
     orders = [
         {**base, "instrument_token": RELIANCE, "correlation_id": "a"},
-        {**base, "instrument_token": IDEA, "correlation_id": "b", "order_type": "LIMIT", "price": 7},
+        {
+            **base,
+            "instrument_token": IDEA,
+            "correlation_id": "b",
+            "order_type": "LIMIT",
+            "price": 7,
+        },
     ]
     reply = await gw.request("POST", "/v2/order/multi/place", json=orders, headers=trader.bearer)
     assert reply.status == 200, reply.body

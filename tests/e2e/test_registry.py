@@ -90,7 +90,9 @@ async def test_bad_updates_are_refused_with_upstox_codes_and_change_nothing(
     assert still.status == 200 and still.data["data"]["primary_ip"] is None
 
 
-async def test_a_second_change_within_the_period_is_refused_until_seven_days_pass(gw: Harness) -> None:
+async def test_a_second_change_within_the_period_is_refused_until_seven_days_pass(
+    gw: Harness,
+) -> None:
     trader = await gw.trader("127.0.0.2")
     gw.clock.advance(6 * 86400 + 86399)
     trader = await gw.login(trader)
@@ -112,7 +114,9 @@ async def test_an_ip_registered_by_another_client_is_refused_with_409(gw: Harnes
     login = await gw.login(await gw.account())
     reply = await put(gw, login, {"primary_ip": "::ffff:127.0.0.2"})
     assert reply.status == 409
-    assert (await gw.request("GET", "/v2/user/ip", headers=login.bearer)).data["data"]["primary_ip"] is None
+    assert (await gw.request("GET", "/v2/user/ip", headers=login.bearer)).data["data"][
+        "primary_ip"
+    ] is None
 
 
 async def test_of_two_concurrent_changes_exactly_one_wins(gw: Harness) -> None:

@@ -11,7 +11,9 @@ async def test_market_buy_arrives_as_limit_at_the_grid_price(gw: Harness) -> Non
 
     assert reply.status == 200, reply.body
     assert reply.headers["X-Gateway-Order-Type"] == "LIMIT"
-    assert reply.headers["X-Gateway-Limit-Price"] == "1408.5"  # 1401.5 + 0.5% = 1408.5075, tick 0.10
+    assert (
+        reply.headers["X-Gateway-Limit-Price"] == "1408.5"
+    )  # 1401.5 + 0.5% = 1408.5075, tick 0.10
     assert reply.headers["X-Gateway-LTP"] == "1401.5"
     [order] = await gw.upstream_orders()
     assert order["body"]["order_type"] == "LIMIT"

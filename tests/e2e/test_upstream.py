@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -15,10 +16,10 @@ from gateway.app import create_app
 from gateway.clock import FakeClock
 from gateway.config import load_config
 
-from ..harness import ADMIN_TOKEN, RELIANCE, Harness
 from ..conftest import GatewayFactory
+from ..harness import ADMIN_TOKEN, RELIANCE, Harness
 
-LIMIT = {"order_type": "LIMIT", "price": 1400}
+LIMIT: dict[str, Any] = {"order_type": "LIMIT", "price": 1400}
 
 
 @dataclass
@@ -50,7 +51,8 @@ class DroppingUpstream:
                 answer = b'{"status":"success","data":{}}'
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    + f"Content-Length: {len(answer)}\r\n\r\n".encode() + answer
+                    + f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                    + answer
                 )
                 await writer.drain()
                 continue
@@ -188,12 +190,22 @@ async def test_the_upstream_request_is_built_from_an_allowlist(gw: Harness) -> N
         "Api-Version": "2.0",
     }
     await gw.request(
-        "POST", "/v2/order/place", json={**json.loads(json.dumps(LIMIT)), **_order()}, headers=hostile
+        "POST",
+        "/v2/order/place",
+        json={**json.loads(json.dumps(LIMIT)), **_order()},
+        headers=hostile,
     )
     [order] = await gw.upstream_orders()
     headers = order["headers"]
-    for name in ("authorization", "x-secret-hop", "proxy-authorization", "x-forwarded-for",
-                 "forwarded", "x-http-method-override", "cookie"):
+    for name in (
+        "authorization",
+        "x-secret-hop",
+        "proxy-authorization",
+        "x-forwarded-for",
+        "forwarded",
+        "x-http-method-override",
+        "cookie",
+    ):
         assert name not in headers
     assert headers["host"] != "evil.example"
     assert headers["x-gateway-user-id"] == trader.user_id
@@ -215,7 +227,9 @@ async def test_a_shared_secret_signs_each_upstream_request(make_gateway: Gateway
     await gw.place(trader, **LIMIT)
     [order] = await gw.upstream_orders()
     h = order["headers"]
-    assert h["x-gateway-signature"] == sign("s3cret", "POST", "/v2/order/place", trader.user_id, h["x-gateway-timestamp"])
+    assert h["x-gateway-signature"] == sign(
+        "s3cret", "POST", "/v2/order/place", trader.user_id, h["x-gateway-timestamp"]
+    )
 
 
 async def test_idempotency_key_replays_without_a_second_upstream_call(gw: Harness) -> None:
@@ -227,7 +241,9 @@ async def test_idempotency_key_replays_without_a_second_upstream_call(gw: Harnes
     assert again.body == first.body
     assert again.headers["Idempotent-Replayed"] == "true"
     assert len(await gw.upstream_orders()) == 1
-    other = await gw.request("POST", "/v2/order/place", json={**_order(), "quantity": 2}, headers=headers)
+    other = await gw.request(
+        "POST", "/v2/order/place", json={**_order(), "quantity": 2}, headers=headers
+    )
     assert other.status == 422
     assert len(await gw.upstream_orders()) == 1
 
@@ -247,7 +263,9 @@ async def test_a_repeat_while_the_first_is_in_flight_gets_409(
     gw: Harness = await custom_upstream(str(server.make_url("")).rstrip("/"))  # type: ignore[operator]
     trader = await gw.trader("127.0.0.2")
     headers = {**trader.bearer, "Idempotency-Key": "k-2"}
-    first = asyncio.create_task(gw.request("POST", "/v2/order/place", json=_order(), headers=headers))
+    first = asyncio.create_task(
+        gw.request("POST", "/v2/order/place", json=_order(), headers=headers)
+    )
     await asyncio.sleep(0.05)
     second = await gw.request("POST", "/v2/order/place", json=_order(), headers=headers)
     gate.set()
@@ -260,23 +278,35 @@ async def test_a_rate_limited_request_releases_its_idempotency_key(gw: Harness) 
     for _ in range(10):
         assert (await gw.place(trader, **LIMIT)).status == 200
     headers = {**trader.bearer, "Idempotency-Key": "k-3"}
-    assert (await gw.request("POST", "/v2/order/place", json=_order(), headers=headers)).status == 429
+    assert (
+        await gw.request("POST", "/v2/order/place", json=_order(), headers=headers)
+    ).status == 429
     gw.clock.advance(1)
-    assert (await gw.request("POST", "/v2/order/place", json=_order(), headers=headers)).status == 200
+    assert (
+        await gw.request("POST", "/v2/order/place", json=_order(), headers=headers)
+    ).status == 200
 
 
 async def test_trusted_proxy_forwarded_client_ip(make_gateway: GatewayFactory) -> None:
     gw = await make_gateway(server_trusted_proxies="127.0.0.5/32")
     trader = await gw.trader("127.0.0.2")
     via_proxy = await gw.request(
-        "POST", "/v2/order/place", ip="127.0.0.5", json=_order(),
+        "POST",
+        "/v2/order/place",
+        ip="127.0.0.5",
+        json=_order(),
         headers={**trader.bearer, "X-Forwarded-For": "127.0.0.2"},
     )
     assert via_proxy.status == 200
-    no_header = await gw.request("POST", "/v2/order/place", ip="127.0.0.5", json=_order(), headers=trader.bearer)
+    no_header = await gw.request(
+        "POST", "/v2/order/place", ip="127.0.0.5", json=_order(), headers=trader.bearer
+    )
     assert no_header.status == 400
     spoofed = await gw.request(
-        "POST", "/v2/order/place", ip="127.0.0.6", json=_order(),
+        "POST",
+        "/v2/order/place",
+        ip="127.0.0.6",
+        json=_order(),
         headers={**trader.bearer, "X-Forwarded-For": "127.0.0.2"},
     )
     assert spoofed.status == 403
@@ -294,11 +324,16 @@ async def test_ipv6_loopback_clients_are_seen_as_ipv6(make_gateway: GatewayFacto
     assert (await gw2.set_ips(login, "::1")).status == 200
     via = {"Forwarded": 'for="[::1]:5555"'}
     fresh = await gw2.request(
-        "POST", "/gateway/v1/session", ip="127.0.0.5", headers=via,
+        "POST",
+        "/gateway/v1/session",
+        ip="127.0.0.5",
+        headers=via,
         json={"api_key": account.api_key, "api_secret": account.api_secret},
     )
     assert fresh.data["data"]["created_ip"] == "::1" and fresh.data["data"]["slot"] == "primary"
     token = {"Authorization": f"Bearer {fresh.data['data']['access_token']}", **via}
-    reply = await gw2.request("POST", "/v2/order/place", ip="127.0.0.5", json=_order(), headers=token)
+    reply = await gw2.request(
+        "POST", "/v2/order/place", ip="127.0.0.5", json=_order(), headers=token
+    )
     assert reply.status == 200
     del gw

@@ -91,14 +91,24 @@ async def test_sdk_sees_the_static_ip_refusal(gw: Harness) -> None:
     account = await gw.account()
     token = await asyncio.to_thread(sdk_login, gw, account.api_key, account.api_secret)
     users = upstox_client.UserApi(sdk_client(gw, token.access_token))
-    await asyncio.to_thread(users.update_user_ip, upstox_client.UpdateUserIpRequest(primary_ip="127.0.0.2"))
+    await asyncio.to_thread(
+        users.update_user_ip, upstox_client.UpdateUserIpRequest(primary_ip="127.0.0.2")
+    )
     token = await asyncio.to_thread(sdk_login, gw, account.api_key, account.api_secret)
 
     orders = upstox_client.OrderApi(sdk_client(gw, token.access_token))
     request = upstox_client.PlaceOrderRequest(
-        quantity=1, product="D", validity="DAY", price=100.0, tag="sdk",
-        instrument_token=RELIANCE, order_type="LIMIT", transaction_type="BUY",
-        disclosed_quantity=0, trigger_price=0.0, is_amo=False,
+        quantity=1,
+        product="D",
+        validity="DAY",
+        price=100.0,
+        tag="sdk",
+        instrument_token=RELIANCE,
+        order_type="LIMIT",
+        transaction_type="BUY",
+        disclosed_quantity=0,
+        trigger_price=0.0,
+        is_amo=False,
     )
     with pytest.raises(ApiException) as refused:
         await asyncio.to_thread(orders.place_order, request, "2.0")
