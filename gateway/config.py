@@ -9,6 +9,7 @@ path parses a string, and a bad value fails at startup with a message naming its
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rules.grid import Grid, default_grid, parse_grid
@@ -41,9 +43,12 @@ class AdminConfig:
     token: str = field(default="", repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class StoreConfig:
     url: str = "sqlite:///gateway.db"
+
+    def __repr__(self) -> str:
+        return f"StoreConfig(url={_redact(self.url)!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +143,9 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         if not name.startswith("GATEWAY_"):
             continue
         section, _, key = name[len("GATEWAY_") :].lower().partition("_")
-        if section in _SECTIONS and key in _SECTIONS[section]:
+        # A foreign GATEWAY_* (CGI's GATEWAY_INTERFACE) is ignored, but a misspelt key of one
+        # of our sections is an error below, not a setting silently left at its default.
+        if section in _SECTIONS:
             raw[section][key] = _from_env(section, key, value)
     for section, values in raw.items():
         for key in values:
@@ -157,7 +164,7 @@ def _build(raw: dict[str, dict[str, Any]]) -> Config:
     s, a, st, u, r, i = (raw[k] for k in _SECTIONS)
     server = ServerConfig(
         host=_str(s, "server.host", "127.0.0.1"),
-        port=_int(s, "server.port", 8080, minimum=0),
+        port=_int(s, "server.port", 8080, minimum=0, maximum=65535),
         trusted_proxies=tuple(
             _network(v, "server.trusted_proxies") for v in _list(s, "server.trusted_proxies")
         ),
@@ -169,7 +176,7 @@ def _build(raw: dict[str, dict[str, Any]]) -> Config:
         paradex=_url(u, "upstream.paradex"),
         timeout_s=_float(u, "upstream.timeout_s", 5.0),
         connect_timeout_s=_float(u, "upstream.connect_timeout_s", 1.0),
-        shared_secret=_str(u, "upstream.shared_secret", ""),
+        shared_secret=_str(u, "upstream.shared_secret", "", secret=True),
     )
     grid_file = _str(r, "rules.grid_file", "")
     rules = RulesConfig(
@@ -181,20 +188,20 @@ def _build(raw: dict[str, dict[str, Any]]) -> Config:
         queue_max_wait_ms=_int(r, "rules.queue_max_wait_ms", 0, minimum=0),
         market_orders=_enum(MarketPolicy, r, "rules.market_orders", MarketPolicy.CONVERT),
         ltp_max_age_s=_float(r, "rules.ltp_max_age_s", 2.0),
-        algo_id=_str(r, "rules.algo_id", "99999"),
-        algo_name=_str(r, "rules.algo_name", ""),
+        algo_id=_header_value(r, "rules.algo_id", "99999", required=True),
+        algo_name=_header_value(r, "rules.algo_name", "", required=False),
         public_ips_only=_bool(r, "rules.public_ips_only", False),
         grid=_grid(grid_file) if grid_file else default_grid(),
         paradex_grid=_bool(r, "rules.paradex_grid", False),
     )
     return Config(
         server=server,
-        admin=AdminConfig(token=_str(a, "admin.token", "")),
+        admin=AdminConfig(token=_str(a, "admin.token", "", secret=True)),
         store=StoreConfig(url=_store_url(_str(st, "store.url", "sqlite:///gateway.db"))),
         upstream=upstream,
         rules=rules,
         instruments=InstrumentsConfig(
-            files=tuple(Path(str(p)) for p in _list(i, "instruments.files"))
+            files=tuple(Path(p) for p in _strings(i, "instruments.files"))
         ),
     )
 
@@ -203,14 +210,17 @@ def _key(name: str) -> str:
     return name.split(".", 1)[1]
 
 
-def _str(values: dict[str, Any], name: str, default: str) -> str:
+def _str(values: dict[str, Any], name: str, default: str, *, secret: bool = False) -> str:
     value = values.get(_key(name), default)
     if not isinstance(value, str):
-        raise ConfigError(f"{name} must be a string, got {value!r}")
+        shown = f"a {type(value).__name__}" if secret else repr(value)
+        raise ConfigError(f"{name} must be a string, got {shown}")
     return value
 
 
-def _int(values: dict[str, Any], name: str, default: int, *, minimum: int) -> int:
+def _int(
+    values: dict[str, Any], name: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
     value = values.get(_key(name), default)
     try:
         number = int(value) if isinstance(value, str) else value
@@ -218,6 +228,8 @@ def _int(values: dict[str, Any], name: str, default: int, *, minimum: int) -> in
         raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
     if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{name} must be an integer <= {maximum}, got {value!r}")
     return number
 
 
@@ -229,8 +241,8 @@ def _float(values: dict[str, Any], name: str, default: float) -> float:
         )
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {value!r}") from exc
-    if not isinstance(number, float) or not number > 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    if not isinstance(number, float) or not 0 < number < math.inf:
+        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
     return number
 
 
@@ -247,6 +259,25 @@ def _list(values: dict[str, Any], name: str) -> list[object]:
     value = values.get(_key(name), [])
     if not isinstance(value, list):
         raise ConfigError(f"{name} must be a list, got {value!r}")
+    return value
+
+
+def _strings(values: dict[str, Any], name: str) -> list[str]:
+    strings: list[str] = []
+    for item in _list(values, name):
+        if not isinstance(item, str):
+            raise ConfigError(f"{name} must be a list of strings, got {item!r}")
+        strings.append(item)
+    return strings
+
+
+def _header_value(values: dict[str, Any], name: str, default: str, *, required: bool) -> str:
+    """A value sent as an HTTP header on every order: printable, and present when required."""
+    value = _str(values, name, default)
+    if required and not value:
+        raise ConfigError(f"{name} must not be empty")
+    if not value.isprintable() or not value.isascii():
+        raise ConfigError(f"{name} must be printable ASCII, got {value!r}")
     return value
 
 
@@ -275,12 +306,21 @@ def _url(values: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        host, _ = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r} ({exc})") from exc
+    if not host:
+        raise ConfigError(f"{name} must be an http(s) URL with a host, got {value!r}")
     return value.rstrip("/")
 
 
 def _network(value: object, name: str) -> IPNetwork:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name}: {value!r} is not a CIDR network string")
     try:
-        return ipaddress.ip_network(str(value), strict=True)
+        return ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         raise ConfigError(f"{name}: {value!r} is not a CIDR network ({exc})") from exc
 
@@ -288,7 +328,7 @@ def _network(value: object, name: str) -> IPNetwork:
 def _zone(value: str) -> ZoneInfo:
     try:
         return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "America" is a directory
         raise ConfigError(f"rules.timezone: unknown time zone {value!r}") from exc
 
 
@@ -308,8 +348,26 @@ def _grid(path: str) -> Grid:
 
 
 def _store_url(value: str) -> str:
-    if not value.startswith(("sqlite:///", "redis://", "rediss://")):
+    if value.startswith("sqlite:///"):
+        ok = value != "sqlite:///"
+    elif value.startswith(("redis://", "rediss://")):
+        try:
+            ok = bool(urlsplit(value).hostname)
+        except ValueError:
+            ok = False
+    else:
+        ok = False
+    if not ok:
         raise ConfigError(
-            f"store.url must be sqlite:///path or redis://host:port/db, got {value!r}"
+            f"store.url must be sqlite:///path or redis://host:port/db, got {_redact(value)!r}"
         )
     return value
+
+
+def _redact(url: str) -> str:
+    """The URL without its userinfo: a Redis URL may carry a password, kept out of logs."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if sep and "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return f"{scheme}{sep}{netloc}{slash}{path}"
