@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from rules.analytics import default_table
 from rules.clientip import client_ip as resolve_client_ip
 from rules.decisions import Reason, Refuse, Refused
 from rules.orders import (
@@ -34,8 +35,9 @@ from rules.orders import (
     resolve_for_account,
 )
 from rules.routes import Route
-from rules.sessions import admit_order, check_allowlist, check_live
-from rules.types import Action, CredentialKind, IPAddress
+from rules.sessions import admit_order, check_live
+from rules.tokens import check_scope
+from rules.types import Action, IPAddress
 
 from .codec import decode_json, encode_json
 from .dialects.base import Decoded, Dialect, Token
@@ -89,12 +91,18 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise Refused(Reason.BODY_TOO_LARGE, f"request body over {limit} bytes") from exc
 
 
-async def identify(services: Services, token: Token) -> Snapshot:
+async def identify(services: Services, token: Token, dialect: Dialect | None = None) -> Snapshot:
     snapshot = await services.store.snapshot(token_hash(token.value))
     if snapshot is None or (
         token.session_id is not None and token.session_id != snapshot.credential.session_id
     ):
         raise Refused(Reason.INVALID_TOKEN, "invalid or expired access token; log in again")
+    kind = snapshot.credential.kind
+    if dialect is not None and kind not in dialect.credential_kinds:
+        raise Refused(
+            Reason.INVALID_TOKEN,
+            f"{dialect.name} routes do not accept {kind.value} credentials; log in for a session",
+        )
     return snapshot
 
 
@@ -143,7 +151,7 @@ class Pipeline:
         rules = s.config.rules
         body = await read_body(request, s.config.server.max_body_bytes)
         for _ in range(_MAX_STALE_RETRIES):
-            snapshot = await identify(s, token)
+            snapshot = await identify(s, token, dialect)
             trace.user_id = snapshot.account.user_id
             trace.session_id = snapshot.credential.session_id
             slot = snapshot.registration.slot_of(client_ip)
@@ -194,7 +202,7 @@ class Pipeline:
                 known = await s.store.known_order(intent.order_id)
                 intent = resolve_for_account(intent, known, user_id=user_id)
                 doc.intent = intent
-            if not needs_conversion(intent) or not self.converts(dialect):
+            if not needs_conversion(intent) or not self.converts(dialect, intent.instrument_key):
                 continue
             instrument = s.instruments.get(intent.instrument_key or "")
             ltp: Decimal | None = None
@@ -220,9 +228,14 @@ class Pipeline:
                 dialect.apply(doc, conversion)
                 s.metrics.conversions.labels(dialect.name).inc()
 
-    def converts(self, dialect: Dialect) -> bool:
-        """The Indian protection grid applies to every dialect but paradex unless configured."""
-        return dialect.name != "paradex" or self.s.config.rules.paradex_grid
+    def converts(self, dialect: Dialect, instrument_key: str | None = None) -> bool:
+        """The Indian protection grid applies to every dialect but paradex unless configured;
+        with rules.paradex_grid, to the paradex markets found in the instrument master."""
+        if dialect.name != "paradex":
+            return True
+        return self.s.config.rules.paradex_grid and (
+            instrument_key is None or instrument_key in self.s.instruments
+        )
 
     async def _fetch_ltp(self, dialect: Dialect, instrument: Any, user_id: str) -> Decimal | None:
         headers = {"Accept": "application/json", "X-Gateway-User-Id": user_id}
@@ -407,14 +420,16 @@ class Pipeline:
         self, request: web.Request, dialect: Dialect, client_ip: IPAddress, token: Token
     ) -> web.StreamResponse:
         s = self.s
-        snapshot = await identify(s, token)
+        snapshot = await identify(s, token, dialect)
         credential = check_live(snapshot.credential, now=s.clock.now())
-        if credential.kind is CredentialKind.API_TOKEN:
-            check_allowlist(credential, client_ip)
-        if credential.kind is CredentialKind.ANALYTICS and request.method != "GET":
-            raise Refused(
-                Reason.READ_ONLY_TOKEN, "the analytics token is read-only: GET routes only"
-            )
+        check_scope(
+            credential,
+            method=request.method,
+            path=request.path,
+            client_ip=client_ip,
+            registered=snapshot.registration.ips,
+            table=default_table(),
+        )
         body = await read_body(request, s.config.server.max_body_bytes)
         payload, content_type = dialect.reencode_other(body, request.content_type)
         headers = self._upstream_headers(request, dialect, snapshot, request.path)

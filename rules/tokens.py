@@ -6,6 +6,9 @@
   token's ``kind`` and filters ``GET /v1/account/tokens?kind=``.
 - ``allowed_cidrs``: at most 50 strict CIDRs (``rules.ip.parse_cidr``); an empty list means no
   restriction of the token's own.  ``PUT …/allowed-cidrs`` replaces the whole list.
+- What a token may reach, on every route but order routes (which ``rules.sessions.admit_order``
+  decides): an API token only from inside its non-empty allowlist (403); the analytics token
+  only GET, and account categories only from a registered IP (``rules.analytics``).
 - The analytics token is valid for one calendar year from issue (Upstox: "an expiry period of
   1 year from the date of generation").
 """
@@ -18,9 +21,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from rules.analytics import CategoryTable, admit_analytics
 from rules.decisions import Reason, Refused
 from rules.ip import parse_cidrs, show
-from rules.types import IPNetwork
+from rules.sessions import Credential, check_allowlist
+from rules.types import CredentialKind, IPAddress, IPNetwork
 
 __all__ = [
     "MAX_EXPIRY_S",
@@ -28,6 +33,7 @@ __all__ = [
     "TOKEN_TYPES",
     "TokenRequest",
     "analytics_expiry",
+    "check_scope",
     "parse_allowed_cidrs",
     "parse_token_request",
 ]
@@ -114,3 +120,18 @@ def analytics_expiry(issued_at: datetime) -> datetime:
         return issued_at.replace(year=issued_at.year + 1)
     except ValueError:
         return issued_at.replace(year=issued_at.year + 1, day=28)
+
+
+def check_scope(
+    cred: Credential,
+    *,
+    method: str,
+    path: str,
+    client_ip: IPAddress,
+    registered: frozenset[IPAddress],
+    table: CategoryTable,
+) -> None:
+    if cred.kind is CredentialKind.API_TOKEN:
+        check_allowlist(cred, client_ip)
+    elif cred.kind is CredentialKind.ANALYTICS:
+        admit_analytics(method, path, client_ip=client_ip, registered=registered, table=table)

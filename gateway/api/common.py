@@ -9,12 +9,15 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from rules.analytics import default_table
 from rules.decisions import Reason, Refuse, Refused
 from rules.sessions import check_live
+from rules.tokens import check_scope
+from rules.types import CredentialKind
 
 from ..codec import decode_json, encode_json
 from ..dialects.base import Token, bearer, single_header
-from ..pipeline import identify, read_body
+from ..pipeline import identify, read_body, request_client_ip
 from ..services import SERVICES, Services
 from ..stores.base import Snapshot, StoreUnavailable
 
@@ -41,7 +44,16 @@ def any_token(headers: CIMultiDictProxy[str]) -> Token:
 async def authenticated(request: web.Request) -> tuple[Services, Snapshot]:
     services = request.app[SERVICES]
     snapshot = await identify(services, any_token(request.headers))
-    check_live(snapshot.credential, now=services.clock.now())
+    credential = check_live(snapshot.credential, now=services.clock.now())
+    if credential.kind is not CredentialKind.LOGIN:
+        check_scope(
+            credential,
+            method=request.method,
+            path=request.path,
+            client_ip=request_client_ip(request, services),
+            registered=snapshot.registration.ips,
+            table=default_table(),
+        )
     return services, snapshot
 
 

@@ -21,7 +21,7 @@ from multidict import CIMultiDictProxy
 from rules.decisions import Reason, Refuse, Refused
 from rules.orders import Conversion, OrderIntent
 from rules.routes import Match, Route, RouteTable
-from rules.types import Instrument
+from rules.types import CredentialKind, Instrument
 
 from ..codec import decode_json, encode_json
 
@@ -77,6 +77,9 @@ class Dialect(abc.ABC):
     name: ClassVar[str]
     prefixes: ClassVar[tuple[str, ...]]  # path prefixes this dialect owns
     forwarded_headers: ClassVar[frozenset[str]] = frozenset({"accept", "accept-language"})
+    # Which credentials authenticate on this dialect's routes (SPEC §9): sessions everywhere,
+    # API tokens and the analytics token only where a dialect opts in.
+    credential_kinds: ClassVar[frozenset[CredentialKind]] = frozenset({CredentialKind.LOGIN})
 
     def __init__(self, routes: RouteTable) -> None:
         self.routes = routes

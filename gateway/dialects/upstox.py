@@ -19,7 +19,7 @@ from multidict import CIMultiDictProxy
 from rules.decisions import Reason, Refuse, Refused
 from rules.orders import Conversion, OrderIntent
 from rules.routes import Route
-from rules.types import Action, Instrument, OrderType, Side
+from rules.types import Action, CredentialKind, Instrument, OrderType, Side
 
 from ..codec import decode_json, encode_json
 from .base import Decoded, Dialect, OrderDoc, Token, bearer, refusal_response
@@ -182,6 +182,7 @@ class UpstoxDialect(Dialect):
     forwarded_headers: ClassVar[frozenset[str]] = frozenset(
         {"accept", "accept-language", "api-version"}
     )
+    credential_kinds: ClassVar[frozenset[CredentialKind]] = frozenset(CredentialKind)
 
     def token(self, headers: CIMultiDictProxy[str]) -> Token:
         return bearer(headers)

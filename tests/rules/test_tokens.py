@@ -2,20 +2,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 import pytest
 
+from rules.analytics import default_table
 from rules.decisions import Reason, Refused
+from rules.sessions import Credential
 from rules.tokens import (
     MAX_EXPIRY_S,
     MIN_EXPIRY_S,
     TokenRequest,
     analytics_expiry,
+    check_scope,
     parse_allowed_cidrs,
     parse_token_request,
 )
+from rules.types import CredentialKind, IPAddress
 
 GOOD: dict[str, Any] = {"name": "bot", "token_type": "api_key", "expiry_duration": 86400}
 
@@ -98,3 +102,64 @@ def test_replacement_lists() -> None:
 )
 def test_analytics_tokens_live_one_calendar_year(issued: datetime, expires: datetime) -> None:
     assert analytics_expiry(issued) == expires
+
+
+def _cred(kind: CredentialKind, cidrs: tuple[str, ...] = ()) -> Credential:
+    return Credential(
+        session_id="s",
+        user_id="U1",
+        kind=kind,
+        created_ip=ip_address("127.0.0.2"),
+        created_at=datetime(2026, 11, 16, tzinfo=UTC),
+        expires_at=datetime(2027, 11, 16, tzinfo=UTC),
+        allowed_cidrs=tuple(ip_network(c) for c in cidrs),
+    )
+
+
+REGISTERED: frozenset[IPAddress] = frozenset({ip_address("127.0.0.2")})
+
+
+@pytest.mark.parametrize(
+    ("cred", "method", "path", "ip", "reason"),
+    [
+        (_cred(CredentialKind.LOGIN), "POST", "/v2/user/profile", "127.0.0.9", None),
+        (_cred(CredentialKind.API_TOKEN), "POST", "/v1/anything", "127.0.0.9", None),
+        (_cred(CredentialKind.API_TOKEN, ("127.0.0.2/32",)), "GET", "/v1/x", "127.0.0.2", None),
+        (
+            _cred(CredentialKind.API_TOKEN, ("127.0.0.2/32",)),
+            "GET",
+            "/v1/x",
+            "127.0.0.3",
+            Reason.CIDR_NOT_ALLOWED,
+        ),
+        (_cred(CredentialKind.ANALYTICS), "GET", "/v2/news", "127.0.0.9", None),
+        (_cred(CredentialKind.ANALYTICS), "POST", "/v2/news", "127.0.0.2", Reason.READ_ONLY_TOKEN),
+        (
+            _cred(CredentialKind.ANALYTICS),
+            "GET",
+            "/v2/user/profile",
+            "127.0.0.9",
+            Reason.IP_NOT_REGISTERED,
+        ),
+    ],
+)
+def test_check_scope(
+    cred: Credential, method: str, path: str, ip: str, reason: Reason | None
+) -> None:
+    def check() -> None:
+        check_scope(
+            cred,
+            method=method,
+            path=path,
+            client_ip=ip_address(ip),
+            registered=REGISTERED,
+            table=default_table(),
+        )
+
+    if reason is None:
+        check()
+    else:
+        with pytest.raises(Refused) as refused:
+            check()
+        assert refused.value.refusal.reason is reason
+        assert refused.value.refusal.status == 403

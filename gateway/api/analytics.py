@@ -1,0 +1,63 @@
+"""The analytics token (SPEC §9), modelled on Upstox's: read-only, valid for one year, one per
+account.  Issued and revoked from a login session; a second one is refused (409) until the
+first is revoked or has expired.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from aiohttp import web
+
+from rules.decisions import Reason, Refused
+from rules.sessions import Credential
+from rules.tokens import analytics_expiry
+from rules.types import CredentialKind
+
+from ..pipeline import request_client_ip
+from ..services import token_hash
+from .common import gateway_error, json_response, with_envelope
+from .tokens import login_session
+
+_envelope = with_envelope(gateway_error)
+
+
+@_envelope
+async def create_analytics_token(request: web.Request) -> web.StreamResponse:
+    services, snapshot = await login_session(request)
+    now = services.clock.now()
+    secret = secrets.token_urlsafe(32)
+    credential = Credential(
+        session_id=secrets.token_hex(16),
+        user_id=snapshot.account.user_id,
+        kind=CredentialKind.ANALYTICS,
+        created_ip=request_client_ip(request, services),
+        created_at=now,
+        expires_at=analytics_expiry(now),
+    )
+    await services.store.create_analytics_token(credential, token_hash(secret))
+    return json_response(
+        {
+            "status": "success",
+            "data": {
+                "access_token": secret,
+                "token_id": credential.session_id,
+                "user_id": credential.user_id,
+                "created_at": now.isoformat(),
+                "expires_at": credential.expires_at.isoformat(),
+            },
+        }
+    )
+
+
+@_envelope
+async def delete_analytics_token(request: web.Request) -> web.StreamResponse:
+    services, snapshot = await login_session(request)
+    if not await services.store.revoke_analytics_token(snapshot.account.user_id):
+        raise Refused(Reason.NOT_FOUND, "this account has no analytics token")
+    return json_response({"status": "success", "data": {"revoked": True}})
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_post("/gateway/v1/analytics-token", create_analytics_token)
+    router.add_delete("/gateway/v1/analytics-token", delete_analytics_token)
