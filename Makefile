@@ -13,7 +13,7 @@ $(BIN)/order-gateway: pyproject.toml
 	touch $@
 
 run: $(BIN)/order-gateway  ## the gateway on 127.0.0.1:8080 with the embedded paper broker
-	$(BIN)/order-gateway serve --config deploy/gateway.dev.toml
+	$(BIN)/order-gateway --config deploy/gateway.dev.toml serve
 
 paper-broker: $(BIN)/order-gateway
 	$(BIN)/order-gateway paper-broker --port 9000

@@ -50,7 +50,9 @@ def serve(config: Config, *, paper_port: int = 9000) -> None:
 
 
 def _admin(config: Config, url: str | None, method: str, path: str, body: Any = None) -> Any:
-    base = url or f"http://{config.server.host}:{config.server.port}"
+    host = config.server.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a wildcard bind
+    base = url or f"http://{host}:{config.server.port}"
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(  # noqa: S310 - the operator's own gateway URL
         f"{base}/admin/v1{path}",
@@ -78,40 +80,46 @@ def _print(value: Any) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="order-gateway", description=__doc__)
-    parser.add_argument("--config", type=Path, help="gateway.toml (defaults + GATEWAY_* env)")
-    parser.add_argument("--url", help="admin commands: the gateway's base URL")
+    # --config and --url are accepted before or after the command ("serve --config x.toml").
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="gateway.toml")
+    common.add_argument("--url", default=argparse.SUPPRESS, help="the gateway's base URL")
+    parser = argparse.ArgumentParser(prog="order-gateway", description=__doc__, parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve_p = sub.add_parser("serve", help="run the gateway")
+    def command(group: Any, name: str, help: str | None = None) -> argparse.ArgumentParser:
+        leaf: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help)
+        return leaf
+
+    def group(name: str) -> Any:
+        return sub.add_parser(name, parents=[common]).add_subparsers(dest="action", required=True)
+
+    serve_p = command(sub, "serve", "run the gateway")
     serve_p.add_argument("--paper-port", type=int, default=9000, help="embedded paper broker port")
-    paper = sub.add_parser("paper-broker", help="run the bundled paper broker")
+    paper = command(sub, "paper-broker", "run the bundled paper broker")
     paper.add_argument("--host", default="127.0.0.1")
     paper.add_argument("--port", type=int, default=9000)
 
-    accounts = sub.add_parser("accounts").add_subparsers(dest="action", required=True)
-    add = accounts.add_parser("add")
+    accounts = group("accounts")
+    add = command(accounts, "add")
     add.add_argument("user_id")
     add.add_argument("name")
-    accounts.add_parser("list")
+    command(accounts, "list")
 
-    apps = sub.add_parser("apps").add_subparsers(dest="action", required=True)
-    apps.add_parser("create").add_argument("user_id")
+    command(group("apps"), "create").add_argument("user_id")
 
-    family = sub.add_parser("family").add_subparsers(dest="action", required=True)
-    fam_add = family.add_parser("add")
+    fam_add = command(group("family"), "add")
     fam_add.add_argument("parent_id")
     fam_add.add_argument("member_id")
 
-    ip = sub.add_parser("ip").add_subparsers(dest="action", required=True)
-    ip.add_parser("show").add_argument("user_id")
-    ip_set = ip.add_parser("set")
+    ip = group("ip")
+    command(ip, "show").add_argument("user_id")
+    ip_set = command(ip, "set")
     ip_set.add_argument("user_id")
     ip_set.add_argument("primary_ip")
     ip_set.add_argument("secondary_ip", nargs="?")
 
-    audit = sub.add_parser("audit").add_subparsers(dest="action", required=True)
-    tail = audit.add_parser("tail")
+    tail = command(group("audit"), "tail")
     tail.add_argument("--user-id")
     tail.add_argument("--limit", type=int, default=20)
     return parser
@@ -119,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.config = getattr(args, "config", None)
+    args.url = getattr(args, "url", None)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
