@@ -351,7 +351,7 @@ async def test_unknown_instrument_is_refused_naming_it(gw: Harness, kotak: Kotak
     assert await gw.upstream_requests() == []
 
 
-async def test_refusals_are_audited_with_the_original_jdata(gw: Harness, kotak: Kotak) -> None:
+async def test_conversions_are_audited_with_the_original_jdata(gw: Harness, kotak: Kotak) -> None:
     trader = await gw.trader("127.0.0.2")
     await gw.push_ltp({KOTAK_RELIANCE: "1401.5"})
     await kotak.place(trader)
