@@ -34,7 +34,7 @@ from rules.orders import (
     needs_ltp,
     resolve_for_account,
 )
-from rules.routes import Route
+from rules.routes import Match, Route
 from rules.sessions import admit_order, check_live
 from rules.tokens import check_scope
 from rules.types import Action, IPAddress
@@ -91,8 +91,17 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise Refused(Reason.BODY_TOO_LARGE, f"request body over {limit} bytes") from exc
 
 
-async def identify(services: Services, token: Token, dialect: Dialect | None = None) -> Snapshot:
+async def identify(
+    services: Services, token: Token, dialect: Dialect | None = None, *, verify: bool = True
+) -> Snapshot:
+    """The credential's snapshot.  ``verify`` proves a cached snapshot current with a shared
+    store; the order path skips it because ``Store.admit`` proves it in the same round trip."""
     snapshot = await services.store.snapshot(token_hash(token.value))
+    if snapshot is not None and verify:
+        try:
+            await services.store.verify(snapshot)
+        except StaleSnapshot:
+            snapshot = await services.store.snapshot(token_hash(token.value))
     if snapshot is None or (
         token.session_id is not None and token.session_id != snapshot.credential.session_id
     ):
@@ -124,9 +133,7 @@ class Pipeline:
             token = dialect.token(request.headers)
             if match is None:
                 return await self._other(request, dialect, client_ip, token)
-            return await self._order(
-                request, dialect, match.route, client_ip, token, trace, started
-            )
+            return await self._order(request, dialect, match, client_ip, token, trace, started)
         except Refused as refused:
             return await self._refuse(dialect, refused.refusal, trace, started, match is not None)
         except StoreUnavailable:
@@ -141,17 +148,18 @@ class Pipeline:
         self,
         request: web.Request,
         dialect: Dialect,
-        route: Route,
+        match: Match,
         client_ip: IPAddress,
         token: Token,
         trace: Trace,
         started: float,
     ) -> web.StreamResponse:
         s = self.s
+        route = match.route
         rules = s.config.rules
         body = await read_body(request, s.config.server.max_body_bytes)
         for _ in range(_MAX_STALE_RETRIES):
-            snapshot = await identify(s, token, dialect)
+            snapshot = await identify(s, token, dialect, verify=False)
             trace.user_id = snapshot.account.user_id
             trace.session_id = snapshot.credential.session_id
             slot = snapshot.registration.slot_of(client_ip)
@@ -162,7 +170,7 @@ class Pipeline:
                 registration=snapshot.registration,
                 slot_holder=None if slot is None else snapshot.slot_holders.get(slot),
             )
-            decoded = dialect.decode(route, body, request.query)
+            decoded = dialect.decode(route, body, {**request.query, **match.params})
             trace.original = [dict(doc.fields) for doc in decoded.docs]
             await self._rewrite(dialect, decoded, snapshot)
             trace.rewritten = [dict(doc.fields) for doc in decoded.docs]
@@ -249,8 +257,9 @@ class Pipeline:
         rules = s.config.rules
         deadline = s.clock.monotonic() + rules.queue_max_wait_ms / 1000
         while True:
+            # wall time, not monotonic: with a shared store every instance's windows must agree
             retry_after = await s.store.admit(
-                snapshot, now=s.clock.monotonic(), limit=rules.orders_per_second
+                snapshot, now=s.clock.now().timestamp(), limit=rules.orders_per_second
             )
             if retry_after is None or rules.rate_limit_mode != "queue":
                 return retry_after

@@ -183,12 +183,17 @@ class Store(abc.ABC):
     async def revoke_analytics_token(self, user_id: str) -> bool:
         """Revoke the account's live analytics token; False when it has none."""
 
+    async def verify(self, snapshot: Snapshot) -> None:  # noqa: B027 - no-op for one process
+        """Raise StaleSnapshot when the snapshot was invalidated elsewhere (shared stores)."""
+
     # admission
     @abc.abstractmethod
     async def admit(
         self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0
     ) -> float | None:
         """Take a rate-limit slot for the snapshot's account: None, or Retry-After seconds.
+
+        ``now`` is wall-clock epoch seconds, so that instances sharing a store share windows.
 
         Raises StaleSnapshot when the snapshot no longer holds (shared stores only).
         """
