@@ -20,12 +20,13 @@ from rules.decisions import Reason, Refuse
 from rules.routes import load_routes
 
 from . import admin
-from .api import family, session, userip
+from .api import analytics, family, session, tokens, userip
 from .api.common import Handler, gateway_error, json_response
 from .clock import Clock, SystemClock
 from .config import Config
 from .dialects.base import Dialect
 from .dialects.kotak import KotakDialect
+from .dialects.paradex import ParadexDialect
 from .dialects.upstox import UpstoxDialect
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
@@ -59,6 +60,7 @@ def create_store(config: Config) -> Store:
 def create_dialects() -> dict[str, Dialect]:
     dialects: dict[str, Dialect] = {"upstox": UpstoxDialect(load_routes("upstox"))}
     dialects["kotak"] = KotakDialect(load_routes("kotak"))
+    dialects["paradex"] = ParadexDialect(load_routes("paradex"))
     return dialects
 
 
@@ -191,6 +193,8 @@ def create_app(
     app.router.add_post("/v2/login/authorization/token", session.upstox_token)
     app.router.add_get("/v2/user/ip", userip.get_ip)
     app.router.add_put("/v2/user/ip", userip.put_ip)
+    analytics.add_routes(app.router)
+    tokens.add_routes(app.router)  # before the catch-all: /v1/account/tokens is not paradex's
     family.add_routes(app.router)
     admin_app = admin.create_admin_app(services)
     app.add_subapp("/admin/v1", admin_app)

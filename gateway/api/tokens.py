@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rules.decisions import Reason, Refused
+from rules.decisions import Reason, Refuse, Refused
 from rules.sessions import Credential
 from rules.tokens import TOKEN_TYPES, parse_allowed_cidrs, parse_token_request
 from rules.types import CredentialKind
@@ -134,8 +134,14 @@ async def replace_cidrs(request: web.Request) -> web.StreamResponse:
     return json_response(token_view(token))
 
 
+async def no_route(request: web.Request) -> web.StreamResponse:
+    """The gateway owns /v1/account/tokens: nothing under it is forwarded upstream."""
+    return gateway_error(Refuse(Reason.NOT_FOUND, f"no route {request.method} {request.path}"))
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/account/tokens", list_tokens)
     router.add_post("/v1/account/tokens", create_token)
     router.add_delete("/v1/account/tokens/{lookup_id}", revoke_token)
     router.add_put("/v1/account/tokens/{lookup_id}/allowed-cidrs", replace_cidrs)
+    router.add_route("*", "/v1/account/tokens{tail:(/.*)?}", no_route)

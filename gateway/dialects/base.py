@@ -99,7 +99,10 @@ class Dialect(abc.ABC):
 
     @abc.abstractmethod
     def decode(self, route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
-        """Parse an order-route request strictly; Refused(BAD_REQUEST) naming what is wrong."""
+        """Parse an order-route request strictly; Refused(BAD_REQUEST) naming what is wrong.
+
+        ``query`` holds the query string's parameters and the route's ``{name}`` path segments.
+        """
 
     @abc.abstractmethod
     def apply(self, doc: OrderDoc, conversion: Conversion) -> None:
