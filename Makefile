@@ -19,7 +19,7 @@ paper-broker: $(BIN)/order-gateway
 	$(BIN)/order-gateway paper-broker --port 9000
 
 test: $(BIN)/order-gateway  ## the whole suite; needs Redis on 127.0.0.1:6379
-	$(BIN)/python -m pytest --cov=rules --cov-branch --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --cov=rules --cov-branch --cov-fail-under=100 --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
 lint: $(BIN)/order-gateway
 	$(BIN)/ruff format --check gateway rules tests benchmarks

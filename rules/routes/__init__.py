@@ -18,11 +18,7 @@ class Route:
     dialect: str
     method: str
     template: str
-    action: Action | None  # None: forwarded with authentication, no IP check
-
-    @property
-    def is_order(self) -> bool:
-        return self.action is not None
+    action: Action
 
 
 @dataclass(frozen=True, slots=True)
