@@ -128,6 +128,7 @@ class SQLiteStore(Store):
         self._pending_audit: list[tuple[str, str | None, bytes]] = []
         self._pending_orders: list[KnownOrder] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._healthy = True
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -155,11 +156,14 @@ class SQLiteStore(Store):
         except RuntimeError as exc:  # the executor is shut down: the store was closed
             raise StoreUnavailable("sqlite store is closed") from exc
         try:
-            return await future
+            result = await future
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error as exc:  # locked, I/O error, not a database, closed, ...
+            self._healthy = False
             raise StoreUnavailable(f"sqlite: {exc}") from exc
+        self._healthy = True
+        return result
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -496,7 +500,7 @@ class SQLiteStore(Store):
                 args: tuple[str, ...] = (user_id,)
                 if kind is not None:
                     sql, args = sql + " AND t.kind = ?", (*args, kind)
-                return db.execute(sql + " ORDER BY t.created_at, t.lookup_id", args).fetchall()
+                return db.execute(sql + " ORDER BY t.created_at, t.rowid", args).fetchall()
 
         tokens = [self._token_row(row) for row in await self._run(read)]
         if with_invalid:
@@ -609,6 +613,10 @@ class SQLiteStore(Store):
     async def admit(
         self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0
     ) -> float | None:
+        # The caches could answer alone, but an order whose audit record and known-order
+        # entry cannot be written must not go upstream: fail closed (SPEC §12).
+        if self._db is None or not self._healthy:
+            raise StoreUnavailable("the sqlite store is not answering")
         limiter = self._limiters.get((limit, window))
         if limiter is None:
             limiter = self._limiters[(limit, window)] = SlidingWindowLimiter(limit, window)
@@ -865,4 +873,6 @@ class SQLiteStore(Store):
         while True:
             await asyncio.sleep(_FLUSH_EVERY_S)
             with contextlib.suppress(StoreUnavailable):
+                if not self._healthy:
+                    await self.ping()  # a successful statement marks the store healthy again
                 await self._flush()
