@@ -17,12 +17,14 @@ import contextlib
 import functools
 import http.client
 import importlib.util
+import io
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,6 +73,7 @@ class Endpoint:
     pid: int
     headers: tuple[tuple[str, str], ...] = ()
     facts: dict[str, str] = field(default_factory=dict)
+    helpers: tuple[int, ...] = ()  # the fast upstream behind a proxy
 
 
 def free_port() -> int:
@@ -80,8 +83,10 @@ def free_port() -> int:
         return port
 
 
-def gateway_command() -> list[str] | None:
-    """How to start the gateway, or None when this checkout has none yet."""
+def gateway_command(src: Path | None = None) -> list[str] | None:
+    """How to start the gateway (from ``src`` when given), or None when there is none."""
+    if src is not None:
+        return [sys.executable, "-m", "gateway"] if (src / "gateway" / "cli.py").exists() else None
     if importlib.util.find_spec("gateway.cli") is None:
         return None
     script = Path(sys.executable).with_name("order-gateway")
@@ -91,16 +96,19 @@ def gateway_command() -> list[str] | None:
 
 
 @functools.cache
-def _serve_takes_config(base: tuple[str, ...]) -> bool:
+def _serve_takes_config(base: tuple[str, ...], src: Path | None) -> bool:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     done = subprocess.run(
-        [*base, "serve", "--help"], capture_output=True, text=True, timeout=30, check=False
+        [*base, "serve", "--help"], capture_output=True, text=True, timeout=30, check=False, env=env
     )
     return "--config" in done.stdout
 
 
-def _serve_args(base: tuple[str, ...], config: Path) -> list[str]:
+def _serve_args(base: tuple[str, ...], config: Path, src: Path | None) -> list[str]:
     """SPEC §12 says ``serve --config``; early CLIs took ``--config`` before ``serve``."""
-    if _serve_takes_config(base):
+    if _serve_takes_config(base, src):
         return ["serve", "--config", str(config)]
     return ["--config", str(config), "serve"]
 
@@ -118,9 +126,16 @@ class _Processes:
         self.workdir = workdir
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> int:
+    def start(
+        self,
+        name: str,
+        cmd: list[str],
+        env: dict[str, str] | None = None,
+        src: Path | None = None,
+    ) -> int:
         env = dict(os.environ if env is None else env)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        paths = [str(src) if src else "", str(ROOT), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         log = (self.workdir / f"{name}.log").open("wb")
         with log:
             proc = subprocess.Popen(
@@ -282,9 +297,35 @@ def _start_upstream(procs: _Processes, impl: str, cpu: int | None) -> tuple[int,
     return port, pid
 
 
+def snapshot(ref: str, dest: Path) -> str:
+    """Export ``gateway/`` and ``rules/`` at git ``ref`` into ``dest``; the commit's short id.
+
+    The benchmark then measures a commit, not a work tree that others may be editing.
+    """
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run(
+        [*git, "rev-parse", "--short", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        [*git, "archive", commit, "gateway", "rules"], capture_output=True, check=True, timeout=60
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    return commit
+
+
 @contextlib.contextmanager
 def running(
-    name: str, workdir: Path, placement: Placement, upstream: str = "auto"
+    name: str,
+    workdir: Path,
+    placement: Placement,
+    upstream: str = "auto",
+    gateway_src: Path | None = None,
 ) -> Iterator[Endpoint]:
     """Start candidate ``name`` (and its upstream) in ``workdir``; stop everything after."""
     impl = upstream_impl(upstream)
@@ -294,28 +335,28 @@ def running(
             port, pid = _start_upstream(procs, impl, placement.dut)
             yield Endpoint(HOST, port, pid, facts={"upstream": impl})
             return
-        up_port, _ = _start_upstream(procs, impl, placement.load)
+        up_port, up_pid = _start_upstream(procs, impl, placement.load)
         up_url = f"http://{HOST}:{up_port}"
         port = free_port()
         if name == "naive":
             cmd = [sys.executable, "-m", "benchmarks.naive_proxy", "--port", str(port)]
             pid = procs.start("naive", pinned([*cmd, "--upstream", up_url], placement.dut))
             _wait_for_port(port, procs)
-            yield Endpoint(HOST, port, pid, facts={"upstream": impl})
+            yield Endpoint(HOST, port, pid, facts={"upstream": impl}, helpers=(up_pid,))
             return
         if name != "gateway":
             raise StartError(f"unknown candidate {name!r}")
-        base = gateway_command()
+        base = gateway_command(gateway_src)
         if base is None:
             raise StartError("gateway.cli is not importable in this checkout")
         config = _gateway_config(workdir, port, up_url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         env["GATEWAY_ADMIN_TOKEN"] = ADMIN_TOKEN
-        cmd = pinned([*base, *_serve_args(tuple(base), config)], placement.dut)
-        pid = procs.start("gateway", cmd, env)
+        cmd = pinned([*base, *_serve_args(tuple(base), config, gateway_src)], placement.dut)
+        pid = procs.start("gateway", cmd, env, gateway_src)
         _wait_for_port(port, procs)
         auth, facts = setup_gateway(port)
         procs.check_alive()
-        yield Endpoint(HOST, port, pid, (auth,), {"upstream": impl, **facts})
+        yield Endpoint(HOST, port, pid, (auth,), {"upstream": impl, **facts}, (up_pid,))
     finally:
         procs.stop_all()

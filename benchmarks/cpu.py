@@ -78,3 +78,16 @@ def cpu_seconds(pid: int) -> float:
         ns = _schedstat_ns(member) if _SCHEDSTAT else None
         total += ns / 1e9 if ns is not None else _ticks(member) / TICKS_PER_S
     return total
+
+
+def system_busy_s() -> float:
+    """CPU time all CPUs spent busy since boot (``/proc/stat``: all but idle and iowait)."""
+    fields = [int(x) for x in (_PROC / "stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / TICKS_PER_S
+
+
+def own_cpu_s() -> float:
+    """This process's CPU and that of its children already waited for (the load generators)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system

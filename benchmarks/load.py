@@ -3,11 +3,13 @@
 - ``open``: open loop at a fixed rate (the latency measurement). Request ``i`` is scheduled at
   ``t0 + i / rate`` and its latency is taken from that scheduled time, not from when it was
   actually written, so a stalled server is charged for every request it delayed (no coordinated
-  omission, as wrk2 does it). The last ~2.5 ms before each send are spent polling the loop with
-  ``sleep(0)``: libuv timers tick in whole milliseconds, and a sleeping sender would add up to
-  1 ms of its own lateness to every sample. That lateness is still reported as ``send_lag_us``.
-  The polling process runs as ``SCHED_IDLE`` (sched(7)) so that it never delays the fast
-  upstream sharing its core: any woken normal task preempts it at once.
+  omission, as wrk2 does it). It runs on asyncio's ``SelectSelector`` loop: ``select(2)`` takes
+  a timeout in microseconds where epoll and libuv round up to whole milliseconds, which would
+  add up to 1 ms of the sender's own lateness to every sample. It sleeps (timer slack cut to
+  1 µs, prctl(2) ``PR_SET_TIMERSLACK``) until 300 µs before a send and polls the loop for the
+  rest, since waking a halted vCPU takes ~100 µs here; it does not poll throughout, because on
+  a VM whose vCPUs share a CPU budget a polling sender takes CPU time from the process under
+  test. What lateness remains is reported as ``send_lag_us``.
   Requests go out on keep-alive connections, one request in flight per connection, opened on
   demand up to ``--max-conns``; past that a request waits for a connection, and the wait counts.
 - ``closed``: a fixed set of keep-alive connections, each sending its next request as soon as
@@ -22,15 +24,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import json
 import math
-import os
+import selectors
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter
+from time import monotonic
 from typing import Any, TypedDict, cast
 
 import uvloop
@@ -43,7 +46,8 @@ ORDER_BODY = (
     b'"instrument_token":"NSE_EQ|INE002A01018","order_type":"MARKET","transaction_type":"BUY",'
     b'"disclosed_quantity":0,"trigger_price":0,"is_amo":false}'
 )
-_SPIN_S = 0.0025
+_PR_SET_TIMERSLACK = 29  # linux/prctl.h
+_POLL_S = 0.0003
 
 
 class LoadResult(TypedDict, total=False):
@@ -128,7 +132,7 @@ class _Conn(asyncio.Protocol):
             return
         if msg is None:
             return
-        now = perf_counter()
+        now = monotonic()
         del self._buf[: msg.end]
         self.busy = False
         self._on_response(self, httpwire.status_of(msg.start_line), now)
@@ -143,12 +147,18 @@ async def _connect(target: Target, conn: _Conn) -> _Conn:
     return conn
 
 
-async def _sleep_until(when: float, spin: bool = True) -> None:
-    while (left := when - perf_counter()) > 0:
-        if not spin:
-            await asyncio.sleep(left)
-        else:
-            await asyncio.sleep(left - _SPIN_S if left > 1.5 * _SPIN_S else 0)
+async def _wait_until(when: float) -> None:
+    if (left := when - monotonic()) > _POLL_S:
+        await asyncio.sleep(left - _POLL_S)
+    while monotonic() < when:  # noqa: ASYNC110 (each pass polls the sockets: select(0))
+        await asyncio.sleep(0)
+
+
+def _fine_timer_slack() -> None:
+    """Ask for 1 µs timer slack instead of the default 50 µs (Linux only; best effort)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_TIMERSLACK, 1000, 0, 0, 0)
 
 
 async def open_loop(
@@ -157,7 +167,6 @@ async def open_loop(
     duration: float,
     max_conns: int,
     drain_s: float = 5.0,
-    spin: bool = True,
 ) -> LoadResult:
     loop = asyncio.get_running_loop()
     request = target.request()
@@ -214,16 +223,16 @@ async def open_loop(
     for conn in await asyncio.gather(*(_connect(target, new_conn()) for _ in range(4))):
         idle.append(conn)
     interval = 1.0 / rate
-    t0 = perf_counter() + 0.01
+    t0 = monotonic() + 0.01
     for i in range(total):
         scheduled = t0 + i * interval
-        await _sleep_until(scheduled, spin)
+        await _wait_until(scheduled)
         conn = await acquire()
-        lags.append(perf_counter() - scheduled)
+        lags.append(monotonic() - scheduled)
         conn.send(request, scheduled)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(finished.wait(), drain_s)
-    elapsed = perf_counter() - t0
+    elapsed = monotonic() - t0
     peak = len(conns)
     for conn in list(conns):
         if conn.transport is not None:
@@ -279,16 +288,16 @@ async def closed_loop(target: Target, connections: int, duration: float) -> Load
     conns = await asyncio.gather(
         *(_connect(target, _Conn(on_response, on_lost)) for _ in range(connections))
     )
-    t0 = perf_counter()
+    t0 = monotonic()
     deadline = t0 + duration
     for conn in conns:
-        conn.send(request, perf_counter())
+        conn.send(request, monotonic())
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(finished.wait(), duration + 5.0)
     for conn in conns:
         if conn.transport is not None:
             conn.transport.close()
-    elapsed = (last or perf_counter()) - t0
+    elapsed = (last or monotonic()) - t0
     ok = sum(n for status, n in statuses.items() if 200 <= status < 300)
     return LoadResult(
         tool="asyncio",
@@ -380,16 +389,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--max-conns", type=int, default=128)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--no-spin", action="store_true", help="sleep instead of polling")
     args = parser.parse_args(argv)
     target = _target(args)
     if args.mode == "open":
-        if not args.no_spin and hasattr(os, "SCHED_IDLE"):
-            with contextlib.suppress(OSError):
-                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        result = uvloop.run(
-            open_loop(target, args.rate, args.duration, args.max_conns, spin=not args.no_spin)
-        )
+        _fine_timer_slack()
+        loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+        try:
+            result = loop.run_until_complete(
+                open_loop(target, args.rate, args.duration, args.max_conns)
+            )
+        finally:
+            loop.close()
     else:
         result = uvloop.run(closed_loop(target, args.connections, args.duration))
     sys.stdout.write(json.dumps(result) + "\n")

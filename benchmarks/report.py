@@ -137,7 +137,8 @@ def markdown(doc: Json) -> str:
         f"Closed loop: {cfg['closed_tool']}, {cfg['connections']} keep-alive connections, "
         f"{cfg['duration_s']:g} s. Open loop: {cfg['rate']:g} orders/s for "
         f"{cfg['duration_s']:g} s, latency from the scheduled send time. "
-        f"{cfg['runs']} run(s) per candidate, interleaved, fresh processes each time.",
+        f"{cfg['runs']} run(s) per candidate, interleaved, fresh processes each time. "
+        f"Gateway: {cfg.get('gateway', 'work tree')}.",
         "",
         "Median (min–max) over runs. Latency in µs; CPU is the process under test only.",
         "",
@@ -160,6 +161,19 @@ def markdown(doc: Json) -> str:
     for t in doc["targets"]:
         mark = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
         lines.append(f"- {t['target']}: **{mark}**")
+    background = [
+        r["background_cores"]
+        for phases in doc["runs"].values()
+        for results in phases.values()
+        for r in results
+        if r is not None and "background_cores" in r
+    ]
+    if background:
+        lines += [
+            "",
+            f"Other processes on the machine used {statistics.median(background):.2f} cores "
+            f"(median; max {max(background):.2f}) during the measurements.",
+        ]
     if doc.get("failures"):
         lines += ["", "Failed measurements:", ""]
         lines += [f"- {f}" for f in doc["failures"]]

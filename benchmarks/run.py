@@ -28,6 +28,8 @@ from typing import Any
 from benchmarks import candidates, cpu, load, report, upstream
 
 RESULTS = Path(__file__).resolve().parent / "results"
+QUIET_WINDOW_S = 0.5
+QUIET_CORES = 0.1  # other processes' CPU, in cores, under which a measurement may start
 
 
 def _options(argv: list[str] | None) -> argparse.Namespace:
@@ -48,12 +50,22 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-minutes", type=float, default=30.0, help="stop starting new runs")
     p.add_argument("--keep-workdir", action="store_true")
     p.add_argument(
+        "--gateway-ref",
+        help="measure the gateway as committed at this git ref (e.g. HEAD), not the work tree",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for other processes to go idle before each measurement",
+    )
+    p.add_argument(
         "--quick", action="store_true", help="smoke test: 1 run, 1 s, 100 orders/s, 8 conns"
     )
     args = p.parse_args(argv)
     if args.quick:
         args.runs, args.duration, args.warmup = 1, 1.0, 0.3
-        args.rate, args.connections = 100.0, 8
+        args.rate, args.connections, args.quiet_wait = 100.0, 8, 0.0
     args.name = args.name or ("quick" if args.quick else "latest")
     args.out_dir = args.out_dir or (RESULTS / "tmp" if args.quick else RESULTS)
     if args.runs < 1 or args.duration <= 0 or args.rate <= 0 or args.connections < 1:
@@ -134,6 +146,12 @@ class Bench:
         if args.closed_tool == "wrk" and wrk is None:
             raise SystemExit("--closed-tool wrk: wrk is not installed")
         self.wrk = wrk if args.closed_tool in ("auto", "wrk") else None
+        self.gateway_src: Path | None = None
+        self.gateway_version = "work tree"
+        if args.gateway_ref:
+            self.gateway_src = workroot / "src"
+            commit = candidates.snapshot(args.gateway_ref, self.gateway_src)
+            self.gateway_version = f"commit {commit}"
 
     def _generate(
         self, phase: str, ep: candidates.Endpoint, duration: float, workdir: Path
@@ -155,18 +173,37 @@ class Bench:
         result: load.LoadResult = json.loads(out.strip().splitlines()[-1])
         return result
 
+    def _wait_quiet(self) -> float:
+        """Wait (bounded) until the rest of the machine is nearly idle; the busy cores left."""
+        busy = 0.0
+        deadline = time.monotonic() + self.args.quiet_wait
+        while True:
+            before = cpu.system_busy_s()
+            time.sleep(QUIET_WINDOW_S)
+            busy = (cpu.system_busy_s() - before) / QUIET_WINDOW_S
+            if busy <= QUIET_CORES or time.monotonic() > deadline:
+                return busy
+
     def measure(self, name: str, phase: str, run: int) -> dict[str, Any]:
         workdir = self.workroot / f"run{run}-{name}-{phase}"
         workdir.mkdir()
-        with candidates.running(name, workdir, self.placement, self.args.upstream) as ep:
+        with candidates.running(
+            name, workdir, self.placement, self.args.upstream, self.gateway_src
+        ) as ep:
+            idle_busy = self._wait_quiet()
             if self.args.warmup > 0:
                 self._generate(phase, ep, self.args.warmup, workdir)
-            cpu0, wall0 = cpu.cpu_seconds(ep.pid), time.monotonic()
+            ours = [cpu.own_cpu_s, *(lambda p=p: cpu.cpu_seconds(p) for p in ep.helpers)]
+            cpu0, ours0 = cpu.cpu_seconds(ep.pid), sum(f() for f in ours)
+            busy0, wall0 = cpu.system_busy_s(), time.monotonic()
             result: dict[str, Any] = dict(self._generate(phase, ep, self.args.duration, workdir))
             cpu_s, wall = cpu.cpu_seconds(ep.pid) - cpu0, time.monotonic() - wall0
+            others = cpu.system_busy_s() - busy0 - cpu_s - (sum(f() for f in ours) - ours0)
         result["cpu_s"] = cpu_s
         result["cpu_util"] = cpu_s / wall
         result["cpu_us_per_req"] = cpu_s * 1e6 / max(1, result["requests"])
+        result["background_cores"] = max(0.0, others / wall)
+        result["busy_cores_before"] = idle_busy
         result["facts"] = ep.facts
         return result
 
@@ -178,10 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(candidates.NAMES) | set(phases) - {"closed", "open"}
     if unknown:
         raise SystemExit(f"unknown candidate or phase: {', '.join(sorted(unknown))}")
-    if "gateway" in names and candidates.gateway_command() is None:
-        raise SystemExit("the gateway is not importable here; use --candidates upstream,naive")
     workroot = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     bench = Bench(args, workroot)
+    if "gateway" in names and candidates.gateway_command(bench.gateway_src) is None:
+        shutil.rmtree(workroot, ignore_errors=True)
+        raise SystemExit("the gateway is not importable here; use --candidates upstream,naive")
     if bench.placement.load is not None:
         os.sched_setaffinity(0, {bench.placement.load})
     runs: report.Runs = {n: {p: [] for p in phases} for n in names}
@@ -211,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"{label} {result['rps']:9.0f} req/s  p50 {lat['p50']:7.0f} µs  "
                         f"p99 {lat['p99']:7.0f} µs  p99.9 {lat['p999']:7.0f} µs  "
-                        f"cpu {result['cpu_us_per_req']:6.1f} µs/req  errors {result['errors']}",
+                        f"cpu {result['cpu_us_per_req']:6.1f} µs/req  errors {result['errors']}  "
+                        f"background {result['background_cores']:.2f} cores",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -231,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_conns": args.max_conns,
             "closed_tool": "wrk" if bench.wrk else "asyncio",
             "upstream": candidates.upstream_impl(args.upstream),
+            "gateway": bench.gateway_version,
             "placement": (
                 f"process under test on CPU {bench.placement.dut}, load generator and the "
                 f"proxies' upstream on CPU {bench.placement.load} (taskset)"
