@@ -33,7 +33,8 @@ MAX_FAMILY_MEMBERS = 10
 async def admin_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     expected = request.app[SERVICES].config.admin.token
     values = request.headers.getall("Authorization", [])
-    given = values[0].removeprefix("Bearer ").strip() if len(values) == 1 else ""
+    scheme, _, given = values[0].partition(" ") if len(values) == 1 else ("", "", "")
+    given = given.strip() if scheme.lower() == "bearer" else ""
     if not expected:
         return gateway_error(Refuse(Reason.FORBIDDEN, "the admin API is disabled: set admin.token"))
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):

@@ -337,7 +337,7 @@ class Pipeline:
         )
         if content_type:
             headers["Content-Type"] = content_type
-        path_qs = request.path + (f"?{request.query_string}" if request.query_string else "")
+        path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
         trace.decision = "admitted"
         overhead = time.perf_counter() - started
         try:
@@ -444,7 +444,7 @@ class Pipeline:
         headers = self._upstream_headers(request, dialect, snapshot, request.path)
         if content_type:
             headers["Content-Type"] = content_type
-        path_qs = request.path + (f"?{request.query_string}" if request.query_string else "")
+        path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
         try:
             upstream = await s.upstream.send(
                 dialect.name, request.method, path_qs, headers, payload

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from rules.decisions import Reason
 
@@ -121,7 +122,9 @@ class Upstream:
     ) -> UpstreamResponse:
         if self._session is None:
             raise UpstreamError(Reason.UPSTREAM_UNAVAILABLE, "upstream client is not running")
-        url = self._bases[dialect] + path_qs
+        # path_qs is already percent-encoded: sent as it is, never re-encoded (a Kotak quote
+        # path carries a literal "|", which yarl would otherwise turn into %7C).
+        url = URL(self._bases[dialect] + path_qs, encoded=True)
         started = time.perf_counter()
         try:
             async with self._session.request(

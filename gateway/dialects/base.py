@@ -122,7 +122,7 @@ class Dialect(abc.ABC):
 
     @abc.abstractmethod
     def ltp_path(self, instrument: Instrument) -> str:
-        """The upstream quote path (with query) for one instrument's LTP."""
+        """The upstream quote path (with query), percent-encoded, for one instrument's LTP."""
 
     @abc.abstractmethod
     def parse_ltp(self, instrument: Instrument, body: bytes) -> Decimal | None: ...

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
+from urllib.parse import quote as urlquote
 
 from multidict import CIMultiDictProxy
 
@@ -232,7 +233,7 @@ class ParadexDialect(Dialect):
         return [o["id"] for o in orders]
 
     def ltp_path(self, instrument: Instrument) -> str:
-        return f"/v1/markets/summary?market={instrument.key}"
+        return f"/v1/markets/summary?market={urlquote(instrument.key, safe='')}"
 
     def parse_ltp(self, instrument: Instrument, body: bytes) -> Decimal | None:
         try:

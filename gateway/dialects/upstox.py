@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
+from urllib.parse import quote as urlquote
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -272,7 +273,7 @@ class UpstoxDialect(Dialect):
         return headers
 
     def ltp_path(self, instrument: Instrument) -> str:
-        return f"/v3/market-quote/ltp?instrument_key={instrument.key}"
+        return f"/v3/market-quote/ltp?instrument_key={urlquote(instrument.key, safe='')}"
 
     def parse_ltp(self, instrument: Instrument, body: bytes) -> Decimal | None:
         # The answer is keyed "NSE_EQ:RELIANCE"; the inner instrument_token is the real key.
