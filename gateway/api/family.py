@@ -4,7 +4,10 @@ Kotak Neo and Upstox let up to 11 accounts of one family (self, spouse, dependen
 parents) trade from one registered static IP; only the parent registers or changes it.  Here:
 
 - the parent adds and removes members (``POST``/``DELETE /gateway/v1/family/members``) from a
-  login session; a member cannot manage the family, and a read-only token cannot change it;
+  login session; a member cannot manage the family, but may leave it (``DELETE`` of its own
+  id), and a read-only token cannot change it;
+- joining clears the member's own registration: it trades from the parent's IPs, and an
+  address it held must not stay registered to an account outside the family once it leaves;
 - an account is in at most one family, and a member cannot be the parent of another;
 - joining or leaving ends the member's sessions: they were bound to the registration the
   member had, and its effective IPs are now different;
@@ -118,8 +121,20 @@ async def post_member(request: web.Request) -> web.StreamResponse:
 
 @_envelope
 async def delete_member(request: web.Request) -> web.StreamResponse:
+    user_id = request.match_info["user_id"]
+    services, snapshot = await authenticated(request)
+    account = snapshot.account
+    if account.parent_id is not None and user_id == account.user_id:
+        # A member may always leave: the parent adds accounts without their consent, so the
+        # way out must not depend on the parent (the member then registers its own IPs).
+        if snapshot.credential.kind is not CredentialKind.LOGIN:
+            raise Refused(Reason.FORBIDDEN, "leaving a family needs a login session, not a token")
+        await remove_member(services, account.parent_id, user_id)
+        left = await services.store.get_account(user_id)
+        assert left is not None
+        return json_response({"status": "success", "data": await family_view(services, left)})
     services, snapshot = await _parent(request)
-    data = await remove_member(services, snapshot.account.user_id, request.match_info["user_id"])
+    data = await remove_member(services, snapshot.account.user_id, user_id)
     return json_response({"status": "success", "data": data})
 
 

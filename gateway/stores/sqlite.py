@@ -725,6 +725,9 @@ class SQLiteStore(Store):
                 db.execute(
                     "UPDATE accounts SET parent_id = ? WHERE user_id = ?", (parent_id, member_id)
                 )
+                # The member trades from the parent's IPs now; its own registration would
+                # otherwise keep holding addresses outside the family once it leaves.
+                db.execute("DELETE FROM registrations WHERE user_id = ?", (member_id,))
                 # The member now trades from the parent's IPs: its old sessions were bound
                 # to its own registration, so they end here.
                 self._revoke_accounts(db, [member_id])

@@ -260,16 +260,38 @@ async def test_a_member_never_touches_another_members_order(gw: Harness, kotak: 
 
 async def test_a_family_may_share_an_ip_and_outsiders_may_not(gw: Harness) -> None:
     parent = await gw.trader("127.0.0.2")
-    # A member that had its own static IP before it joined.
-    joiner = await gw.trader("127.0.0.7")
-    assert (await add_member(gw, parent, joiner.user_id)).status == 201
+    member = await gw.account()
+    assert (await add_member(gw, parent, member.user_id)).status == 201
     outsider = await gw.login(await gw.account(), ip="127.0.0.5")
 
     taken = await gw.set_ips(outsider, "127.0.0.2")
-    dormant = await gw.set_ips(outsider, "127.0.0.7")
-    gw.clock.advance(WEEK)
-    shared = await gw.set_ips(await gw.login(parent), "127.0.0.2", "127.0.0.7")
 
-    assert (taken.status, dormant.status) == (409, 409)
+    assert taken.status == 409
     assert "belongs to one client or one family" in taken.message
-    assert shared.status == 200, shared.body
+    member_session = await gw.login(member, ip="127.0.0.2")
+    assert (await gw.request("GET", "/v2/user/ip", headers=member_session.bearer)).data["data"][
+        "primary_ip"
+    ] == "127.0.0.2"
+
+
+async def test_joining_releases_the_members_own_ips_and_leaving_needs_new_ones(gw: Harness) -> None:
+    parent = await gw.trader("127.0.0.2")
+    joiner = await gw.trader("127.0.0.7")  # had its own static IP before it joined
+    assert (await add_member(gw, parent, joiner.user_id)).status == 201
+
+    # 127.0.0.7 is no longer held: an outsider may register it, and when the member leaves
+    # it does not take it back with it (one address, one client or family).
+    outsider = await gw.login(await gw.account(), ip="127.0.0.5")
+    assert (await gw.set_ips(outsider, "127.0.0.7")).status == 200
+
+    member = await gw.login(joiner, ip="127.0.0.2")
+    left = await gw.request(
+        "DELETE", f"/gateway/v1/family/members/{joiner.user_id}", headers=member.bearer
+    )
+    assert left.status == 200, left.body
+    assert left.data["data"]["parent_id"] is None
+    again = await gw.login(joiner, ip="127.0.0.2")
+    ips = await gw.request("GET", "/v2/user/ip", headers=again.bearer)
+    assert ips.data["data"]["primary_ip"] is None
+    assert (await gw.place(again, order_type="LIMIT", price=1400)).status == 403
+    assert (await gw.set_ips(again, "127.0.0.8")).status == 200

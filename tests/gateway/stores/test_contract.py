@@ -147,8 +147,8 @@ async def test_family_member_snapshot_carries_the_parents_registration(store: St
     snap = await login(store, "m1", "member", ip=IP_A)
     assert snap.account.parent_id == "parent"
     assert snap.registration == registration(IP_A, IP_B)
-    # The member's own (stale) registration is still its own, but not the effective one.
-    assert await store.get_registration("member") == registration(IP_C)
+    # Joining released the member's own registration: IP_C is no longer held by anyone.
+    assert (await store.get_registration("member")).ips == frozenset()
 
 
 async def test_newer_session_from_an_ip_takes_its_slot(store: Store) -> None:
