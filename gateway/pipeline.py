@@ -37,7 +37,7 @@ from rules.orders import (
 from rules.routes import Match, Route
 from rules.sessions import admit_order, check_live
 from rules.tokens import check_scope
-from rules.types import Action, IPAddress
+from rules.types import Action, CredentialKind, IPAddress
 
 from .codec import decode_json, encode_json
 from .dialects.base import Decoded, Dialect, Token
@@ -124,13 +124,19 @@ class Pipeline:
         match = dialect.match(request.method, request.path)
         trace = Trace(dialect.name, request.method, request.path)
         try:
-            if match is None and dialect.is_order_path(request.path):
-                raise Refused(
-                    Reason.METHOD_NOT_ALLOWED, f"{request.method} is not allowed on {request.path}"
-                )
             client_ip = request_client_ip(request, self.s)
             trace.client_ip = str(client_ip)
             token = dialect.token(request.headers)
+            if match is None and dialect.is_order_path(request.path):
+                snapshot = await identify(self.s, token, dialect)
+                if snapshot.credential.kind is CredentialKind.ANALYTICS:
+                    raise Refused(
+                        Reason.READ_ONLY_TOKEN,
+                        "the analytics token is read-only and never reaches an order route",
+                    )
+                raise Refused(
+                    Reason.METHOD_NOT_ALLOWED, f"{request.method} is not allowed on {request.path}"
+                )
             if match is None:
                 return await self._other(request, dialect, client_ip, token)
             return await self._order(request, dialect, match, client_ip, token, trace, started)

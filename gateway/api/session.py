@@ -84,6 +84,9 @@ async def create_session(request: web.Request) -> web.StreamResponse:
 @with_envelope(gateway_error)
 async def delete_session(request: web.Request) -> web.StreamResponse:
     services, snapshot = await authenticated(request)
+    if snapshot.credential.kind is not CredentialKind.LOGIN:
+        # tokens are revoked where they are managed, and only from a login session
+        raise Refused(Reason.FORBIDDEN, "logout ends a login session; revoke tokens instead")
     await services.store.revoke_credential(snapshot.credential.session_id)
     return json_response(
         {"status": "success", "data": {"session_id": snapshot.credential.session_id}}

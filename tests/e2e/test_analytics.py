@@ -209,3 +209,21 @@ async def test_analytics_tokens_are_upstox_only(gw: Harness) -> None:
     assert paradex.status == 401
     assert paradex.data["error"] == "INVALID_TOKEN"
     assert await gw.upstream_requests() == []
+
+
+async def test_an_order_path_with_any_method_is_read_only_refused(gw: Harness) -> None:
+    trader = await gw.trader("127.0.0.2")
+    issued = await gw.request("POST", "/gateway/v1/analytics-token", headers=trader.bearer)
+    analytics = {"Authorization": f"Bearer {issued.data['data']['access_token']}"}
+    reply = await gw.request("GET", "/v2/order/place", headers=analytics)
+    assert reply.status == 403
+    assert reply.error_code == "UDAPI94031"
+    assert await gw.upstream_requests() == []
+
+
+async def test_a_token_cannot_log_itself_out(gw: Harness) -> None:
+    trader = await gw.trader("127.0.0.2")
+    issued = await gw.request("POST", "/gateway/v1/analytics-token", headers=trader.bearer)
+    analytics = {"Authorization": f"Bearer {issued.data['data']['access_token']}"}
+    assert (await gw.request("DELETE", "/gateway/v1/session", headers=analytics)).status == 403
+    assert (await gw.request("GET", "/v2/user/profile", headers=analytics)).status == 200
