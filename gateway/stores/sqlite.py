@@ -251,7 +251,8 @@ class SQLiteStore(Store):
     async def list_accounts(self) -> Sequence[Account]:
         rows = await self._run(
             lambda: self._conn.execute(
-                "SELECT user_id, name, created_at, parent_id, algo_id FROM accounts ORDER BY user_id"
+                "SELECT user_id, name, created_at, parent_id, algo_id FROM accounts"
+                " ORDER BY user_id"
             ).fetchall()
         )
         return [self._account_row(row) for row in rows]
@@ -289,7 +290,8 @@ class SQLiteStore(Store):
                 if c.slot is not None:
                     db.execute(
                         "INSERT INTO slots (user_id, slot, session_id) VALUES (?, ?, ?)"
-                        " ON CONFLICT (user_id, slot) DO UPDATE SET session_id = excluded.session_id",
+                        " ON CONFLICT (user_id, slot)"
+                        " DO UPDATE SET session_id = excluded.session_id",
                         (c.user_id, c.slot, c.session_id),
                     )
 
@@ -326,7 +328,8 @@ class SQLiteStore(Store):
         if row is None:
             return None
         created, expires = _dt(row[4]), _dt(row[5])
-        assert created is not None and expires is not None
+        assert created is not None
+        assert expires is not None
         return Credential(
             session_id=row[0],
             user_id=row[1],
@@ -647,9 +650,11 @@ class SQLiteStore(Store):
                 family = [user_id, *members]
                 for ip in sorted(str(ip) for ip in new.ips):
                     marks = ",".join("?" * len(family))
+                    # only "?" placeholders are formatted into the statement
                     holder = db.execute(
-                        "SELECT user_id FROM registrations WHERE (primary_ip = ? OR secondary_ip = ?)"
-                        f" AND user_id NOT IN ({marks}) LIMIT 1",  # noqa: S608
+                        "SELECT user_id FROM registrations"  # noqa: S608
+                        " WHERE (primary_ip = ? OR secondary_ip = ?)"
+                        f" AND user_id NOT IN ({marks}) LIMIT 1",
                         (ip, ip, *family),
                     ).fetchone()
                     if holder is not None:
@@ -803,7 +808,8 @@ class SQLiteStore(Store):
     async def finish_idempotent(self, record: IdempotencyRecord) -> None:
         await self._run(
             lambda: self._conn.execute(
-                "UPDATE idempotency SET status = ?, headers = ?, body = ? WHERE user_id = ? AND key = ?",
+                "UPDATE idempotency SET status = ?, headers = ?, body = ?"
+                " WHERE user_id = ? AND key = ?",
                 (
                     record.status,
                     orjson.dumps(dict(record.headers)),
@@ -852,7 +858,7 @@ class SQLiteStore(Store):
     async def _flush(self) -> None:
         audit, self._pending_audit = self._pending_audit, []
         orders, self._pending_orders = self._pending_orders, []
-        if not audit and not orders or self._db is None:
+        if (not audit and not orders) or self._db is None:
             return
 
         def write() -> None:
