@@ -68,7 +68,10 @@ class Snapshot:
     account: Account
     registration: Registration  # the effective one: the parent's for a family member
     slot_holders: Mapping[str, str]  # "primary"/"secondary" -> session_id of the account
-    epoch: int = 0  # the account's invalidation epoch when read (used by shared stores)
+    # Shared stores (Redis) prove a cached snapshot current by these counters: every write
+    # that invalidates it increments the account's epoch (and a parent's IP change its own).
+    epoch: int = 0  # the account's invalidation epoch when read
+    parent_epoch: int = 0  # the family parent's epoch when read; 0 without a parent
 
 
 @dataclass(frozen=True, slots=True)

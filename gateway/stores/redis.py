@@ -1,0 +1,680 @@
+"""Redis store: several gateway workers and instances share one state (SPEC §11).
+
+``store.url = "redis://host:port/db?prefix=og:"`` (``rediss://`` for TLS; any other query
+option is redis-py's, e.g. ``socket_timeout``).  Needs Redis >= 6.2, standalone or one primary
+(the scripts follow references between keys, which a Cluster cannot route), with
+``maxmemory-policy noeviction``: an evicted epoch counter could let a stale snapshot pass.
+
+Every read-decide-write is one Lua script (``redis_scripts``), so it is atomic across
+instances.  Admission costs one round trip: snapshots (credential, account, effective
+registration, slot holders) are cached in-process and proved current by per-account *epoch*
+counters.  Every write that invalidates a snapshot (a login taking a slot, a revocation, an IP
+change, joining or leaving a family, a token's allowlist) increments the affected accounts'
+epochs in the same script.  ``admit`` is one EVALSHA that compares the snapshot's epochs and,
+only if they still hold, takes a slot in the account's rolling-window ZSET; otherwise it raises
+StaleSnapshot and the caller re-reads.  So once a PUT /v2/user/ip has answered, no instance
+admits an order on a session it revoked.  ``verify`` (read routes) is one MGET of the epochs.
+
+Durability is the operator's Redis configuration (AOF ``appendfsync everysec`` or ``always``
+for idempotency claims and the registry to survive a Redis restart); the CI Redis keeps
+nothing on disk.  Every Redis error (connection, timeout, a script error) becomes
+StoreUnavailable at one boundary, ``_redis``: order routes then fail closed with 503.
+
+Keys (``P`` is the prefix): ``account:<user>`` hash, ``accounts`` set, ``members:<parent>``
+set, ``app:<api_key>`` hash, ``cred:<token hash>`` hash and ``sid:<session>`` -> token hash
+(both expire a day after the credential does), ``sessions:<user>`` set, ``slots:<user>`` hash,
+``reg:<user>`` hash, ``ip:<canonical ip>`` set of the accounts holding it, ``epoch:<user>``,
+``rate:<user>`` ZSET, ``apitoken:<lookup id>`` hash, ``apitokens:<user>`` ZSET (by creation),
+``analytics:<user>`` -> session id, ``order:<id>`` (7 days), ``idem:<[user, key]>`` hash
+(1 day), ``audit`` and ``audit-user:<user>`` capped lists, newest first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+import redis.asyncio as aioredis
+from cachetools import LRUCache
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+
+from rules.decisions import Reason, Refused
+from rules.ip import canonical
+from rules.orders import KnownOrder
+from rules.registry import Registration
+from rules.sessions import Credential
+from rules.types import CredentialKind, IPAddress, IPNetwork, Side
+
+from .base import (
+    Account,
+    ApiToken,
+    App,
+    IdempotencyRecord,
+    Snapshot,
+    StaleSnapshot,
+    Store,
+    StoreUnavailable,
+)
+from .redis_scripts import Script, scripts
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger("order_gateway.store")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_CREDENTIAL_GRACE_MS = 86_400_000  # a credential stays readable (as expired) for a day
+_ORDER_TTL_S = 7 * 86_400
+_IDEMPOTENCY_TTL_MS = 86_400_000
+_AUDIT_KEEP = 100_000
+_AUDIT_KEEP_PER_USER = 10_000
+_FLUSH_EVERY_S = 0.1
+_FLUSH_BATCH = 512
+
+
+def _ts(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).isoformat()
+
+
+def _dt(value: bytes | None) -> datetime | None:
+    return datetime.fromisoformat(value.decode()) if value else None
+
+
+def _at(value: bytes | None) -> datetime:
+    parsed = _dt(value)
+    if parsed is None:
+        raise StoreUnavailable("redis: a stored timestamp is missing")
+    return parsed
+
+
+def _us(value: datetime) -> int:
+    """Microseconds since the epoch, exactly (a Lua number holds it without rounding)."""
+    return (value - _EPOCH) // _US
+
+
+def _ip(value: bytes | None) -> IPAddress | None:
+    return ipaddress.ip_address(value.decode()) if value else None
+
+
+def _cidrs_json(nets: Sequence[IPNetwork]) -> bytes:
+    return orjson.dumps([str(n) for n in nets])
+
+
+def _cidrs(value: bytes | None) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(n) for n in orjson.loads(value or b"[]"))
+
+
+def _fields(flat: Sequence[bytes] | Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    """A hash as HGETALL answers it: a mapping from redis-py, a flat list from Lua."""
+    if isinstance(flat, Mapping):
+        return dict(flat)
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode() if value else None
+
+
+def _account(h: Mapping[bytes, bytes]) -> Account:
+    return Account(
+        user_id=h[b"user_id"].decode(),
+        name=h[b"name"].decode(),
+        created_at=_at(h.get(b"created_at")),
+        parent_id=_text(h.get(b"parent_id")),
+        algo_id=_text(h.get(b"algo_id")),
+    )
+
+
+def _credential(h: Mapping[bytes, bytes]) -> Credential:
+    return Credential(
+        session_id=h[b"session_id"].decode(),
+        user_id=h[b"user_id"].decode(),
+        kind=CredentialKind(h[b"kind"].decode()),
+        created_ip=ipaddress.ip_address(h[b"created_ip"].decode()),
+        created_at=_at(h.get(b"created_at")),
+        expires_at=_at(h.get(b"expires_at")),
+        slot=_text(h.get(b"slot")),
+        allowed_cidrs=_cidrs(h.get(b"allowed_cidrs")),
+        revoked=h.get(b"revoked") == b"1",
+    )
+
+
+def _registration(h: Mapping[bytes, bytes]) -> Registration:
+    if not h:
+        return Registration()
+    return Registration(
+        primary=_ip(h.get(b"primary")),
+        secondary=_ip(h.get(b"secondary")),
+        primary_updated_at=_dt(h.get(b"primary_updated_at")),
+        secondary_updated_at=_dt(h.get(b"secondary_updated_at")),
+        changed_at=_dt(h.get(b"changed_at")),
+        version=int(h.get(b"version", b"0")),
+    )
+
+
+def _api_token(h: Mapping[bytes, bytes]) -> ApiToken:
+    return ApiToken(
+        lookup_id=h[b"lookup_id"].decode(),
+        token_id=h[b"token_id"].decode(),
+        user_id=h[b"user_id"].decode(),
+        name=h[b"name"].decode(),
+        kind=h[b"kind"].decode(),
+        allowed_cidrs=_cidrs(h.get(b"allowed_cidrs")),
+        created_at=_at(h.get(b"created_at")),
+        expiry_at=_at(h.get(b"expiry_at")),
+        last_updated_at=_at(h.get(b"last_updated_at")),
+        revoked_at=_dt(h.get(b"revoked_at")),
+    )
+
+
+async def _execute(client: aioredis.Redis, *args: Any) -> Any:
+    """The one untyped call: redis-py types its command methods ``Awaitable[X] | X``."""
+    return await client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """``redis://host:port/db?prefix=x`` -> (the URL redis-py is given, the key prefix)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for name, value in query if name == "prefix"]
+    prefix = prefixes[-1] if prefixes else "og:"
+    if not prefix:
+        raise ValueError("store.url: prefix must not be empty")
+    rest = urlencode([(name, value) for name, value in query if name != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+class RedisStore(Store):
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "og:",
+        cache_size: int = 100_000,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._wall = wall  # only for key TTLs, never for a decision
+        self._closed = False
+        self._snapshots: LRUCache[str, Snapshot] = LRUCache(cache_size)
+        # The newest epoch this process has seen per account: a cached snapshot read at an
+        # older one is not served (local writes and stale answers both feed it).
+        self._epochs: LRUCache[str, int] = LRUCache(cache_size)
+        self._orders: LRUCache[str, KnownOrder] = LRUCache(cache_size)
+        self._members = (f"{secrets.token_hex(6)}:{n}" for n in itertools.count())
+        self._pending_audit: list[tuple[str | None, bytes]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisStore:
+        """``options`` go to redis-py (a test passes ``connection_class``)."""
+        target, prefix = parse_url(url)
+        options.setdefault("socket_connect_timeout", 1.0)
+        options.setdefault("socket_timeout", 1.0)
+        # One quick reconnect for a pooled connection the server dropped; then fail closed.
+        options.setdefault("retry", Retry(NoBackoff(), 1))
+        client = aioredis.Redis.from_url(target, **options)
+        return cls(client, prefix=prefix)
+
+    # the one boundary for redis errors -----------------------------------------------------
+
+    @contextlib.contextmanager
+    def _redis(self) -> Iterator[aioredis.Redis]:
+        if self._closed:
+            raise StoreUnavailable("redis store is closed")
+        try:
+            yield self._client
+        except (TimeoutError, RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    async def _cmd(self, *args: Any) -> Any:
+        with self._redis() as client:
+            return await _execute(client, *args)
+
+    async def _eval(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        with self._redis() as client:
+            try:
+                return await _execute(client, "EVALSHA", script.sha, len(keys), *keys, *args)
+            except NoScriptError:  # a restarted or flushed server: load it once, then EVALSHA
+                await _execute(client, "SCRIPT", "LOAD", script.source)
+                return await _execute(client, "EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def _run(self, name: str, *args: Any) -> list[Any]:
+        """A prelude script (prefix first); learns the epochs it bumped."""
+        reply: list[Any] = await self._eval(scripts[name], (), (self._prefix, *args))
+        epochs = reply[1] if len(reply) > 1 else []
+        for user_id, epoch in zip(epochs[::2], epochs[1::2], strict=True):
+            self._learn(user_id.decode(), int(epoch))
+        return reply
+
+    def _key(self, kind: str, ident: str = "") -> str:
+        return f"{self._prefix}{kind}:{ident}" if ident else f"{self._prefix}{kind}"
+
+    def _learn(self, user_id: str, epoch: int) -> None:
+        if epoch > self._epochs.get(user_id, -1):
+            self._epochs[user_id] = epoch
+
+    # lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        # No ping: a gateway started while Redis is down answers 503 (and /readyz says why)
+        # until it is back, rather than not starting.
+        self._flusher = asyncio.create_task(self._flush_forever())
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        try:
+            await self._flush()
+        except StoreUnavailable as exc:
+            log.error("closing with %d audit records unwritten: %s", len(self._pending_audit), exc)
+        finally:
+            self._closed = True
+            await self._client.aclose()
+
+    async def ping(self) -> None:
+        await self._cmd("PING")
+
+    # accounts and apps -----------------------------------------------------------------------
+
+    async def create_account(self, account: Account) -> Account:
+        fields: list[str] = [
+            "user_id",
+            account.user_id,
+            "name",
+            account.name,
+            "created_at",
+            _ts(account.created_at),
+        ]
+        if account.parent_id is not None:
+            fields += ["parent_id", account.parent_id]
+        if account.algo_id is not None:
+            fields += ["algo_id", account.algo_id]
+        reply = await self._run("create_account", account.user_id, account.parent_id or "", *fields)
+        if reply[0] == b"exists":
+            raise KeyError(account.user_id)
+        return account
+
+    async def get_account(self, user_id: str) -> Account | None:
+        found = await self._cmd("HGETALL", self._key("account", user_id))
+        return _account(found) if found else None
+
+    async def _accounts_in(self, set_name: str) -> list[Account]:
+        hashes = await self._eval(scripts["accounts_in"], (), (self._prefix, set_name))
+        return sorted((_account(_fields(h)) for h in hashes if h), key=lambda a: a.user_id)
+
+    async def list_accounts(self) -> Sequence[Account]:
+        return await self._accounts_in("accounts")
+
+    async def create_app(self, app: App) -> App:
+        await self._cmd(
+            "HSET",
+            self._key("app", app.api_key),
+            *("api_key", app.api_key, "user_id", app.user_id),
+            *("secret_hash", app.secret_hash, "created_at", _ts(app.created_at)),
+        )
+        return app
+
+    async def get_app(self, api_key: str) -> App | None:
+        h = await self._cmd("HGETALL", self._key("app", api_key))
+        if not h:
+            return None
+        return App(
+            api_key=h[b"api_key"].decode(),
+            user_id=h[b"user_id"].decode(),
+            secret_hash=h[b"secret_hash"].decode(),
+            created_at=_at(h.get(b"created_at")),
+        )
+
+    # credentials ---------------------------------------------------------------------------
+
+    def _credential_args(self, c: Credential, token_hash: str) -> list[Any]:
+        expires_ms = _us(c.expires_at) // 1000
+        # Keep it a day past its expiry (and past now: a credential written already expired is
+        # still read back as expired, not as unknown), then Redis drops it.
+        keep_until = max(expires_ms, int(self._wall() * 1000)) + _CREDENTIAL_GRACE_MS
+        return [
+            token_hash,
+            c.session_id,
+            c.user_id,
+            c.kind.value,
+            str(c.created_ip),
+            _ts(c.created_at),
+            _ts(c.expires_at),
+            _us(c.expires_at),
+            c.slot or "",
+            _cidrs_json(c.allowed_cidrs),
+            keep_until,
+        ]
+
+    async def create_credential(self, credential: Credential, token_hash: str) -> Credential:
+        await self._run("create_login", *self._credential_args(credential, token_hash))
+        return credential
+
+    def _is_current(self, snapshot: Snapshot) -> bool:
+        account = snapshot.account
+        if self._epochs.get(account.user_id, -1) > snapshot.epoch:
+            return False
+        parent = account.parent_id
+        return parent is None or self._epochs.get(parent, -1) <= snapshot.parent_epoch
+
+    async def snapshot(self, token_hash: str) -> Snapshot | None:
+        cached = self._snapshots.get(token_hash)
+        if cached is not None and self._is_current(cached):
+            return cached
+        # Unknown tokens are not cached: a login on another instance must work here at once.
+        reply = await self._eval(scripts["snapshot"], (), (self._prefix, token_hash))
+        if len(reply) < 6:
+            self._snapshots.pop(token_hash, None)
+            return None
+        cred, account, registration, slots, epoch, parent_epoch = reply
+        snap = Snapshot(
+            credential=_credential(_fields(cred)),
+            account=_account(_fields(account)),
+            registration=_registration(_fields(registration)),
+            slot_holders={k.decode(): v.decode() for k, v in _fields(slots).items()},
+            epoch=int(epoch),
+            parent_epoch=int(parent_epoch),
+        )
+        self._learn(snap.account.user_id, snap.epoch)
+        if snap.account.parent_id is not None:
+            self._learn(snap.account.parent_id, snap.parent_epoch)
+        self._snapshots[token_hash] = snap
+        return snap
+
+    def _epoch_keys(self, snapshot: Snapshot) -> tuple[list[str], list[int]]:
+        account = snapshot.account
+        keys, expected = [self._key("epoch", account.user_id)], [snapshot.epoch]
+        if account.parent_id is not None:
+            keys.append(self._key("epoch", account.parent_id))
+            expected.append(snapshot.parent_epoch)
+        return keys, expected
+
+    def _check_epochs(self, snapshot: Snapshot, current: Sequence[Any]) -> None:
+        account = snapshot.account
+        owners = (
+            [account.user_id]
+            if account.parent_id is None
+            else [
+                account.user_id,
+                account.parent_id,
+            ]
+        )
+        _, expected = self._epoch_keys(snapshot)
+        now = [int(e or 0) for e in current]
+        for owner, epoch in zip(owners, now, strict=True):
+            self._learn(owner, epoch)
+        if now != expected:
+            raise StaleSnapshot(f"account {account.user_id} changed since its snapshot was read")
+
+    async def verify(self, snapshot: Snapshot) -> None:
+        keys, _ = self._epoch_keys(snapshot)
+        self._check_epochs(snapshot, await self._cmd("MGET", *keys))
+
+    async def revoke_credential(self, session_id: str) -> bool:
+        reply = await self._run("revoke_credential", session_id)
+        return bool(reply[0] == b"ok")
+
+    async def revoke_account(self, user_id: str) -> int:
+        reply = await self._run("revoke_account", user_id)
+        return int(reply[2])
+
+    # API tokens and the analytics token ------------------------------------------------------
+
+    async def create_api_token(
+        self, token: ApiToken, credential: Credential, token_hash: str
+    ) -> ApiToken:
+        await self._run(
+            "create_api_token",
+            *self._credential_args(credential, token_hash),
+            token.lookup_id,
+            token.name,
+            token.kind,
+            _ts(token.created_at),
+            _ts(token.last_updated_at),
+        )
+        return token
+
+    async def api_tokens(
+        self, user_id: str, *, kind: str | None, with_invalid: bool, now: datetime
+    ) -> Sequence[ApiToken]:
+        reply = await self._run("api_tokens", user_id, _ts(now))
+        # In creation order already; a stable sort by created_at keeps it among equal times.
+        tokens = sorted((_api_token(_fields(h)) for h in reply[2] if h), key=lambda t: t.created_at)
+        if kind is not None:
+            tokens = [t for t in tokens if t.kind == kind]
+        if with_invalid:
+            return tokens
+        return [t for t in tokens if t.revoked_at is None and now < t.expiry_at]
+
+    async def revoke_api_token(
+        self, user_id: str, lookup_id: str, *, now: datetime
+    ) -> ApiToken | None:
+        reply = await self._run("revoke_api_token", user_id, lookup_id, _ts(now))
+        return _api_token(_fields(reply[2])) if reply[0] == b"ok" else None
+
+    async def replace_api_token_cidrs(
+        self, user_id: str, lookup_id: str, cidrs: tuple[IPNetwork, ...], *, now: datetime
+    ) -> ApiToken | None:
+        reply = await self._run(
+            "replace_api_token_cidrs", user_id, lookup_id, _cidrs_json(cidrs), _ts(now), _us(now)
+        )
+        if reply[0] == b"conflict":
+            raise Refused(
+                Reason.CONFLICT, f"token {lookup_id} is revoked or expired; create a new token"
+            )
+        return _api_token(_fields(reply[2])) if reply[0] == b"ok" else None
+
+    async def create_analytics_token(self, credential: Credential, token_hash: str) -> Credential:
+        reply = await self._run(
+            "create_analytics",
+            *self._credential_args(credential, token_hash),
+            _us(credential.created_at),
+        )
+        if reply[0] == b"conflict":
+            raise Refused(
+                Reason.CONFLICT,
+                "this account already has an analytics token (one per account);"
+                " revoke it with DELETE /gateway/v1/analytics-token first",
+            )
+        return credential
+
+    async def revoke_analytics_token(self, user_id: str) -> bool:
+        reply = await self._run("revoke_analytics", user_id)
+        return bool(reply[0] == b"ok")
+
+    # admission -------------------------------------------------------------------------------
+
+    async def admit(
+        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0
+    ) -> float | None:
+        keys, expected = self._epoch_keys(snapshot)
+        reply = await self._eval(
+            scripts["admit"],
+            [self._key("rate", snapshot.account.user_id), *keys],
+            [repr(float(now)), repr(float(window)), limit, next(self._members), *expected],
+        )
+        self._check_epochs(snapshot, reply[1])
+        if reply[0] == b"limited":
+            return float(reply[2])
+        return None
+
+    # registry --------------------------------------------------------------------------------
+
+    async def get_registration(self, user_id: str) -> Registration:
+        return _registration(await self._cmd("HGETALL", self._key("reg", user_id)))
+
+    async def apply_ip_change(
+        self, user_id: str, new: Registration, *, expected_version: int
+    ) -> None:
+        # Stored canonical, so uniqueness never compares raw strings (SPEC §4).
+        primary = "" if new.primary is None else str(canonical(new.primary))
+        secondary = "" if new.secondary is None else str(canonical(new.secondary))
+        reply = await self._run(
+            "apply_ip_change",
+            user_id,
+            expected_version,
+            primary,
+            secondary,
+            _ts(new.primary_updated_at),
+            _ts(new.secondary_updated_at),
+            _ts(new.changed_at),
+            new.version,
+            *sorted(ip for ip in (primary, secondary) if ip),
+        )
+        if reply[0] == b"concurrent":
+            raise Refused(
+                Reason.CONCURRENT_UPDATE,
+                "another update of the static IPs won the race; read them again",
+            )
+        if reply[0] == b"taken":
+            raise Refused(
+                Reason.IP_TAKEN,
+                f"{reply[2].decode()} is registered to another client; a static IP belongs to"
+                " one client or one family",
+            )
+
+    # families --------------------------------------------------------------------------------
+
+    async def family_members(self, parent_id: str) -> Sequence[Account]:
+        return await self._accounts_in(f"members:{parent_id}")
+
+    async def add_family_member(self, parent_id: str, member_id: str, *, max_members: int) -> None:
+        reply = await self._run("add_family_member", parent_id, member_id, max_members)
+        refusals = {
+            b"no_parent": (Reason.NOT_FOUND, f"no account {parent_id}"),
+            b"no_member": (Reason.NOT_FOUND, f"no account {member_id}"),
+            b"self": (Reason.BAD_REQUEST, "an account cannot join its own family"),
+            b"parent_is_member": (Reason.CONFLICT, f"{parent_id} is a member of another family"),
+            b"member_in_family": (Reason.CONFLICT, f"{member_id} is already in a family"),
+            b"member_is_parent": (Reason.CONFLICT, f"{member_id} is the parent of a family"),
+            b"full": (
+                Reason.CONFLICT,
+                f"a family has at most {max_members} members besides the parent",
+            ),
+        }
+        if reply[0] in refusals:
+            raise Refused(*refusals[reply[0]])
+
+    async def remove_family_member(self, parent_id: str, member_id: str) -> bool:
+        reply = await self._run("remove_family_member", parent_id, member_id)
+        return bool(reply[0] == b"ok")
+
+    # known orders ----------------------------------------------------------------------------
+
+    async def remember_order(self, order: KnownOrder) -> None:
+        # Written at once, not batched: a modify may arrive at another instance next.
+        value = orjson.dumps([order.user_id, order.instrument_key, order.side.value])
+        await self._cmd("SET", self._key("order", order.order_id), value, "EX", _ORDER_TTL_S)
+        self._orders[order.order_id] = order
+
+    async def known_order(self, order_id: str) -> KnownOrder | None:
+        if order_id in self._orders:  # an order's owner, instrument and side never change
+            return self._orders[order_id]
+        value = await self._cmd("GET", self._key("order", order_id))
+        if value is None:
+            return None
+        user_id, instrument_key, side = orjson.loads(value)
+        order = KnownOrder(order_id, user_id, instrument_key, Side(side))
+        self._orders[order_id] = order
+        return order
+
+    # idempotency -----------------------------------------------------------------------------
+
+    def _idem_key(self, record: IdempotencyRecord) -> list[str]:
+        return [self._key("idem", orjson.dumps([record.user_id, record.key]).decode())]
+
+    async def begin_idempotent(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        found = await self._eval(
+            scripts["begin_idempotent"],
+            self._idem_key(record),
+            [record.body_hash, _IDEMPOTENCY_TTL_MS],
+        )
+        if not found:
+            return None
+        h = _fields(found)
+        status = h.get(b"status")
+        return IdempotencyRecord(
+            user_id=record.user_id,
+            key=record.key,
+            body_hash=h[b"body_hash"].decode(),
+            status=None if status is None else int(status),
+            headers=orjson.loads(h.get(b"headers", b"{}")),
+            body=h.get(b"body", b""),
+        )
+
+    async def finish_idempotent(self, record: IdempotencyRecord) -> None:
+        await self._eval(
+            scripts["finish_idempotent"],
+            self._idem_key(record),
+            [record.status, orjson.dumps(dict(record.headers)), record.body, _IDEMPOTENCY_TTL_MS],
+        )
+
+    async def release_idempotent(self, record: IdempotencyRecord) -> None:
+        await self._eval(scripts["release_idempotent"], self._idem_key(record), [])
+
+    # audit -----------------------------------------------------------------------------------
+
+    async def audit(self, record: Mapping[str, Any]) -> None:
+        user_id = record.get("user_id")
+        self._pending_audit.append(
+            (None if user_id is None else str(user_id), orjson.dumps(record, default=str))
+        )
+        if len(self._pending_audit) >= _FLUSH_BATCH:
+            await self._flush()
+
+    async def audit_query(self, *, user_id: str | None, limit: int) -> Sequence[Mapping[str, Any]]:
+        await self._flush()
+        key = self._key("audit") if user_id is None else self._key("audit-user", user_id)
+        rows = await self._cmd("LRANGE", key, 0, limit - 1) if limit > 0 else []
+        return [orjson.loads(row) for row in rows]
+
+    async def _flush(self) -> None:
+        batch, self._pending_audit = self._pending_audit, []
+        if not batch:
+            return
+        try:
+            with self._redis() as client:
+                async with client.pipeline(transaction=True) as pipe:
+                    everyone = self._key("audit")
+                    pipe.lpush(everyone, *(record for _, record in batch))
+                    pipe.ltrim(everyone, 0, _AUDIT_KEEP - 1)
+                    by_user: dict[str, list[bytes]] = {}
+                    for user_id, record in batch:
+                        if user_id is not None:
+                            by_user.setdefault(user_id, []).append(record)
+                    for user_id, records in by_user.items():
+                        mine = self._key("audit-user", user_id)
+                        pipe.lpush(mine, *records)
+                        pipe.ltrim(mine, 0, _AUDIT_KEEP_PER_USER - 1)
+                    await pipe.execute()
+        except StoreUnavailable:
+            # Keep the batch (in order) for the next flush, up to a bound while Redis is down.
+            self._pending_audit[:0] = batch
+            dropped = len(self._pending_audit) - _AUDIT_KEEP
+            if dropped > 0:
+                del self._pending_audit[:dropped]
+                log.error("redis unavailable: dropped the %d oldest audit records", dropped)
+            raise
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_EVERY_S)
+            with contextlib.suppress(StoreUnavailable):
+                await self._flush()
