@@ -19,7 +19,14 @@ from rules.decisions import Reason, Refuse, Refused
 from rules.registry import Registration, parse_ip_update
 
 from .api import family
-from .api.common import Handler, gateway_error, json_body, json_response, with_envelope
+from .api.common import (
+    Handler,
+    account_or_404,
+    gateway_error,
+    json_body,
+    json_response,
+    with_envelope,
+)
 from .api.session import secret_hash
 from .api.userip import ip_view
 from .services import SERVICES, Services
@@ -66,13 +73,6 @@ def _string(body: Any, name: str, *, required: bool = True) -> str | None:
     return value
 
 
-async def _account(services: Services, user_id: str) -> Account:
-    account = await services.store.get_account(user_id)
-    if account is None:
-        raise Refused(Reason.NOT_FOUND, f"no account {user_id!r}")
-    return account
-
-
 @_envelope
 async def create_account(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
@@ -97,7 +97,7 @@ async def list_accounts(request: web.Request) -> web.StreamResponse:
 
 
 async def new_app(services: Services, user_id: str) -> tuple[App, str]:
-    await _account(services, user_id)
+    await account_or_404(services, user_id)
     secret = secrets.token_urlsafe(32)
     app = App(
         api_key=secrets.token_hex(16),
@@ -167,7 +167,7 @@ async def revoke_session(request: web.Request) -> web.StreamResponse:
 @_envelope
 async def revoke_account_sessions(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    account = await _account(services, request.match_info["user_id"])
+    account = await account_or_404(services, request.match_info["user_id"])
     count = await services.store.revoke_account(account.user_id)
     return json_response({"user_id": account.user_id, "revoked": count})
 
@@ -175,7 +175,7 @@ async def revoke_account_sessions(request: web.Request) -> web.StreamResponse:
 @_envelope
 async def get_ip(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    account = await _account(services, request.match_info["user_id"])
+    account = await account_or_404(services, request.match_info["user_id"])
     registration = await services.store.get_registration(account.parent_id or account.user_id)
     return json_response(
         {"status": "success", "data": await ip_view(services, account, registration)}
@@ -184,7 +184,7 @@ async def get_ip(request: web.Request) -> web.StreamResponse:
 
 async def override_ip(services: Services, user_id: str, body: Any) -> dict[str, Any]:
     """Set an account's IPs without the cooldown; invalidates its sessions like any change."""
-    account = await _account(services, user_id)
+    account = await account_or_404(services, user_id)
     if account.parent_id is not None:
         raise Refused(
             Reason.IP_CHANGE_NOT_PERMITTED, f"{user_id} is a family member; set the parent's IPs"

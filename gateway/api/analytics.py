@@ -5,18 +5,15 @@ first is revoked or has expired.
 
 from __future__ import annotations
 
-import secrets
-
 from aiohttp import web
 
 from rules.decisions import Reason, Refused
-from rules.sessions import Credential
 from rules.tokens import analytics_expiry
 from rules.types import CredentialKind
 
 from ..pipeline import request_client_ip
 from ..services import token_hash
-from .common import gateway_error, json_response, with_envelope
+from .common import gateway_error, json_response, new_credential, with_envelope
 from .tokens import login_session
 
 _envelope = with_envelope(gateway_error)
@@ -26,9 +23,7 @@ _envelope = with_envelope(gateway_error)
 async def create_analytics_token(request: web.Request) -> web.StreamResponse:
     services, snapshot = await login_session(request)
     now = services.clock.now()
-    secret = secrets.token_urlsafe(32)
-    credential = Credential(
-        session_id=secrets.token_hex(16),
+    secret, credential = new_credential(
         user_id=snapshot.account.user_id,
         kind=CredentialKind.ANALYTICS,
         created_ip=request_client_ip(request, services),

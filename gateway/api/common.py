@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, tzinfo
 from typing import Any
@@ -11,17 +12,42 @@ from multidict import CIMultiDictProxy
 
 from rules.analytics import default_table
 from rules.decisions import Reason, Refuse, Refused
-from rules.sessions import check_live
+from rules.sessions import Credential, check_live
 from rules.tokens import check_scope
-from rules.types import CredentialKind
+from rules.types import CredentialKind, IPAddress, IPNetwork
 
 from ..codec import decode_json, encode_json
 from ..dialects.base import Token, bearer, single_header
 from ..pipeline import identify, read_body, request_client_ip
 from ..services import SERVICES, Services
-from ..stores.base import Snapshot, StoreUnavailable
+from ..stores.base import Account, Snapshot, StoreUnavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def new_credential(
+    *,
+    user_id: str,
+    kind: CredentialKind,
+    created_ip: IPAddress,
+    created_at: datetime,
+    expires_at: datetime,
+    slot: str | None = None,
+    allowed_cidrs: tuple[IPNetwork, ...] = (),
+) -> tuple[str, Credential]:
+    """A fresh bearer secret (256 random bits, shown once, stored only as its hash) and the
+    credential it unlocks."""
+    credential = Credential(
+        session_id=secrets.token_hex(16),
+        user_id=user_id,
+        kind=kind,
+        created_ip=created_ip,
+        created_at=created_at,
+        expires_at=expires_at,
+        slot=slot,
+        allowed_cidrs=allowed_cidrs,
+    )
+    return secrets.token_urlsafe(32), credential
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -55,6 +81,13 @@ async def authenticated(request: web.Request) -> tuple[Services, Snapshot]:
             table=default_table(),
         )
     return services, snapshot
+
+
+async def account_or_404(services: Services, user_id: str) -> Account:
+    account = await services.store.get_account(user_id)
+    if account is None:
+        raise Refused(Reason.NOT_FOUND, f"no account {user_id!r}")
+    return account
 
 
 async def json_body(request: web.Request) -> Any:

@@ -29,7 +29,14 @@ from rules.types import CredentialKind
 
 from ..services import SERVICES, Services
 from ..stores.base import Account, Snapshot
-from .common import authenticated, gateway_error, json_body, json_response, with_envelope
+from .common import (
+    account_or_404,
+    authenticated,
+    gateway_error,
+    json_body,
+    json_response,
+    with_envelope,
+)
 
 MAX_MEMBERS = 10
 
@@ -94,13 +101,6 @@ async def remove_member(services: Services, parent_id: str, user_id: str) -> dic
     return await family_view(services, parent)
 
 
-async def _account(services: Services, user_id: str) -> Account:
-    account = await services.store.get_account(user_id)
-    if account is None:
-        raise Refused(Reason.NOT_FOUND, f"no account {user_id!r}")
-    return account
-
-
 # The gateway's own API, as the parent ------------------------------------------------------
 
 
@@ -144,14 +144,14 @@ async def delete_member(request: web.Request) -> web.StreamResponse:
 @_envelope
 async def admin_get_family(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    account = await _account(services, request.match_info["user_id"])
+    account = await account_or_404(services, request.match_info["user_id"])
     return json_response({"status": "success", "data": await family_view(services, account)})
 
 
 @_envelope
 async def admin_post_member(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    parent = await _account(services, request.match_info["user_id"])
+    parent = await account_or_404(services, request.match_info["user_id"])
     user_id = member_id(await json_body(request))
     data = await add_member(services, parent.user_id, user_id)
     return json_response({"status": "success", "data": data}, 201)
@@ -160,7 +160,7 @@ async def admin_post_member(request: web.Request) -> web.StreamResponse:
 @_envelope
 async def admin_delete_member(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    parent = await _account(services, request.match_info["user_id"])
+    parent = await account_or_404(services, request.match_info["user_id"])
     data = await remove_member(services, parent.user_id, request.match_info["member_id"])
     return json_response({"status": "success", "data": data})
 

@@ -8,7 +8,6 @@ keep their read routes but lose order rights.  Login itself has no IP validation
 from __future__ import annotations
 
 import hmac
-import secrets
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +19,14 @@ from rules.types import CredentialKind, IPAddress
 from ..dialects import upstox
 from ..pipeline import read_body, request_client_ip
 from ..services import SERVICES, Services, token_hash
-from .common import authenticated, gateway_error, json_body, json_response, with_envelope
+from .common import (
+    authenticated,
+    gateway_error,
+    json_body,
+    json_response,
+    new_credential,
+    with_envelope,
+)
 
 
 def secret_hash(secret: str) -> str:
@@ -42,9 +48,7 @@ async def login(
     registration = await store.get_registration(account.parent_id or account.user_id)
     now = services.clock.now()
     rules = services.config.rules
-    token = secrets.token_urlsafe(32)
-    credential = Credential(
-        session_id=secrets.token_hex(16),
+    token, credential = new_credential(
         user_id=account.user_id,
         kind=CredentialKind.LOGIN,
         created_ip=client_ip,

@@ -9,7 +9,6 @@ revoke or change them (a token cannot widen its own allowlist or mint siblings).
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,14 +16,20 @@ from typing import Any
 from aiohttp import web
 
 from rules.decisions import Reason, Refuse, Refused
-from rules.sessions import Credential
 from rules.tokens import TOKEN_TYPES, parse_allowed_cidrs, parse_token_request
 from rules.types import CredentialKind
 
 from ..pipeline import request_client_ip
 from ..services import Services, token_hash
 from ..stores.base import ApiToken, Snapshot
-from .common import authenticated, gateway_error, json_body, json_response, with_envelope
+from .common import (
+    authenticated,
+    gateway_error,
+    json_body,
+    json_response,
+    new_credential,
+    with_envelope,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _envelope = with_envelope(gateway_error)
@@ -81,9 +86,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     services, snapshot = await login_session(request)
     wanted = parse_token_request(await json_body(request))
     now = services.clock.now()
-    secret = secrets.token_urlsafe(32)
-    credential = Credential(
-        session_id=secrets.token_hex(16),
+    secret, credential = new_credential(
         user_id=snapshot.account.user_id,
         kind=CredentialKind.API_TOKEN,
         created_ip=request_client_ip(request, services),

@@ -15,7 +15,7 @@ is set; then only markets found in the instrument master are converted.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote as urlquote
@@ -30,6 +30,7 @@ from rules.types import Action, CredentialKind, Instrument, OrderType, Side
 from ..codec import decode_json
 from ..codec import encode_json as _encode
 from .base import Decoded, Dialect, OrderDoc, Token, bearer
+from .fields import Spec, check_fields, is_int, is_str, one_of
 
 MAX_BATCH = 10
 
@@ -52,14 +53,6 @@ def envelope(refuse: Refuse) -> dict[str, Any]:
     return {"error": refuse.reason.name, "message": refuse.message}
 
 
-def _is_str(v: object) -> bool:
-    return isinstance(v, str)
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
@@ -69,53 +62,37 @@ def _decimal_text(v: object) -> bool:
     return isinstance(v, str) and len(v) <= 40 and _DECIMAL.fullmatch(v) is not None
 
 
-def _one_of(*values: str) -> Callable[[object], bool]:
-    return lambda v: v in values
-
-
 def _flags(v: object) -> bool:
     return isinstance(v, list) and all(isinstance(f, str) for f in v)
 
 
-_Spec = dict[str, tuple[Callable[[object], bool], str, bool]]  # field -> (check, type, required)
-
-_ORDER: _Spec = {
+_ORDER: Spec = {
     "market": (lambda v: isinstance(v, str) and bool(v), "a market symbol", True),
-    "side": (_one_of("BUY", "SELL"), "BUY or SELL", True),
-    "type": (_one_of(*_TYPES), ", ".join(_TYPES), True),
+    "side": (one_of("BUY", "SELL"), "BUY or SELL", True),
+    "type": (one_of(*_TYPES), ", ".join(_TYPES), True),
     "size": (_decimal_text, "a decimal string", True),
     "price": (_decimal_text, "a decimal string", False),
     "trigger_price": (_decimal_text, "a decimal string", False),
-    "instruction": (_one_of("GTC", "POST_ONLY", "IOC", "RPI"), "GTC, POST_ONLY, IOC or RPI", False),
-    "client_id": (_is_str, "a string", False),
+    "instruction": (one_of("GTC", "POST_ONLY", "IOC", "RPI"), "GTC, POST_ONLY, IOC or RPI", False),
+    "client_id": (is_str, "a string", False),
     "flags": (_flags, "a list of strings", False),
-    "signature": (_is_str, "a string", False),
-    "signature_timestamp": (_is_int, "an integer", False),
-    "signature_type": (_is_str, "a string", False),
+    "signature": (is_str, "a string", False),
+    "signature_timestamp": (is_int, "an integer", False),
+    "signature_type": (is_str, "a string", False),
     "signed_impact_price": (_decimal_text, "a decimal string", False),
-    "recv_window": (_is_int, "an integer", False),
-    "stp": (_is_str, "a string", False),
-    "on_behalf_of_account": (_is_str, "a string", False),
+    "recv_window": (is_int, "an integer", False),
+    "stp": (is_str, "a string", False),
+    "on_behalf_of_account": (is_str, "a string", False),
 }
-_MODIFY: _Spec = {**_ORDER, "id": (_is_str, "a string", False)}
-_CANCEL_BATCH: _Spec = {
+_MODIFY: Spec = {**_ORDER, "id": (is_str, "a string", False)}
+_CANCEL_BATCH: Spec = {
     "order_ids": (_flags, "a list of strings", False),
     "client_order_ids": (_flags, "a list of strings", False),
 }
 
 
-def _check(doc: object, spec: _Spec, where: str) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise Refused(Reason.BAD_REQUEST, f"{where} must be a JSON object")
-    for name, value in doc.items():
-        if name not in spec:
-            raise Refused(Reason.BAD_REQUEST, f"{where}: unknown field {name!r}")
-        check, kind, _ = spec[name]
-        if not check(value):
-            raise Refused(Reason.BAD_REQUEST, f"{where}: {name} must be {kind}, got {value!r}")
-    missing = [name for name, (_, _, required) in spec.items() if required and name not in doc]
-    if missing:
-        raise Refused(Reason.BAD_REQUEST, f"{where}: missing {', '.join(missing)}")
+def _check(doc: object, spec: Spec, where: str) -> dict[str, Any]:
+    doc = check_fields(doc, spec, where)
     if "size" in doc and Decimal(doc["size"]) <= 0:
         raise Refused(Reason.BAD_REQUEST, f"{where}: size must be positive")
     return doc

@@ -9,7 +9,7 @@ registry); the ``UDAPI9xxx`` codes are the gateway's own and listed in the READM
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote as urlquote
@@ -24,6 +24,7 @@ from rules.types import Action, CredentialKind, Instrument, OrderType, Side
 
 from ..codec import decode_json, encode_json
 from .base import Decoded, Dialect, OrderDoc, Token, bearer, refusal_response
+from .fields import Spec, check_fields, is_bool, is_int, is_number, is_str, one_of
 
 CODES: dict[Reason, str] = {
     Reason.INVALID_TOKEN: "UDAPI100050",
@@ -79,75 +80,43 @@ def error_response(refuse: Refuse) -> web.Response:
     return refusal_response(envelope(refuse), refuse)
 
 
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: object) -> bool:
-    return _is_int(v) or isinstance(v, Decimal)
-
-
-def _is_str(v: object) -> bool:
-    return isinstance(v, str)
-
-
-def _is_bool(v: object) -> bool:
-    return isinstance(v, bool)
-
-
-def _one_of(*values: str) -> Callable[[object], bool]:
-    return lambda v: v in values
-
-
-_Spec = dict[str, tuple[Callable[[object], bool], str, bool]]  # field -> (check, type, required)
-
-_PLACE: _Spec = {
-    "quantity": (_is_int, "an integer", True),
-    "product": (_is_str, "a string", True),
-    "validity": (_is_str, "a string", True),
-    "price": (_is_number, "a number", True),
-    "tag": (lambda v: v is None or _is_str(v), "a string", False),
-    "instrument_token": (_is_str, "a string", True),
-    "order_type": (_one_of("MARKET", "LIMIT", "SL", "SL-M"), "MARKET, LIMIT, SL or SL-M", True),
-    "transaction_type": (_one_of("BUY", "SELL"), "BUY or SELL", True),
-    "disclosed_quantity": (_is_int, "an integer", True),
-    "trigger_price": (_is_number, "a number", True),
-    "is_amo": (_is_bool, "true or false", True),
+_PLACE: Spec = {
+    "quantity": (is_int, "an integer", True),
+    "product": (is_str, "a string", True),
+    "validity": (is_str, "a string", True),
+    "price": (is_number, "a number", True),
+    "tag": (lambda v: v is None or is_str(v), "a string", False),
+    "instrument_token": (is_str, "a string", True),
+    "order_type": (one_of("MARKET", "LIMIT", "SL", "SL-M"), "MARKET, LIMIT, SL or SL-M", True),
+    "transaction_type": (one_of("BUY", "SELL"), "BUY or SELL", True),
+    "disclosed_quantity": (is_int, "an integer", True),
+    "trigger_price": (is_number, "a number", True),
+    "is_amo": (is_bool, "true or false", True),
 }
-_PLACE_V3: _Spec = {
+_PLACE_V3: Spec = {
     **_PLACE,
-    "slice": (_is_bool, "true or false", False),
-    "market_protection": (_is_number, "a number", False),
+    "slice": (is_bool, "true or false", False),
+    "market_protection": (is_number, "a number", False),
 }
-_MULTI: _Spec = {
+_MULTI: Spec = {
     **_PLACE,
-    "correlation_id": (_is_str, "a string", True),
+    "correlation_id": (is_str, "a string", True),
     "slice": _PLACE_V3["slice"],
 }
-_MODIFY: _Spec = {
-    "order_id": (_is_str, "a string", True),
+_MODIFY: Spec = {
+    "order_id": (is_str, "a string", True),
     "order_type": _PLACE["order_type"],
-    "quantity": (_is_int, "an integer", False),
-    "validity": (_is_str, "a string", False),
-    "price": (_is_number, "a number", False),
-    "disclosed_quantity": (_is_int, "an integer", False),
-    "trigger_price": (_is_number, "a number", False),
+    "quantity": (is_int, "an integer", False),
+    "validity": (is_str, "a string", False),
+    "price": (is_number, "a number", False),
+    "disclosed_quantity": (is_int, "an integer", False),
+    "trigger_price": (is_number, "a number", False),
 }
-_MODIFY_V3: _Spec = {**_MODIFY, "market_protection": (_is_number, "a number", False)}
+_MODIFY_V3: Spec = {**_MODIFY, "market_protection": (is_number, "a number", False)}
 
 
-def _check(doc: object, spec: _Spec, where: str) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise Refused(Reason.BAD_REQUEST, f"{where} must be a JSON object")
-    for name, value in doc.items():
-        if name not in spec:
-            raise Refused(Reason.BAD_REQUEST, f"{where}: unknown field {name!r}")
-        check, kind, _ = spec[name]
-        if not check(value):
-            raise Refused(Reason.BAD_REQUEST, f"{where}: {name} must be {kind}, got {value!r}")
-    missing = [name for name, (_, _, required) in spec.items() if required and name not in doc]
-    if missing:
-        raise Refused(Reason.BAD_REQUEST, f"{where}: missing {', '.join(missing)}")
+def _check(doc: object, spec: Spec, where: str) -> dict[str, Any]:
+    doc = check_fields(doc, spec, where)
     if "quantity" in doc and doc["quantity"] <= 0:
         raise Refused(Reason.BAD_REQUEST, f"{where}: quantity must be positive")
     for name in ("price", "trigger_price", "disclosed_quantity"):
