@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
-from gateway.stores.base import App, IdempotencyRecord, Store
+from gateway.stores.base import ApiToken, App, IdempotencyRecord, Store
 from rules.decisions import Reason, Refused
 from rules.orders import KnownOrder
 from rules.registry import Registration
-from rules.sessions import admit_order, check_live
-from rules.types import CredentialKind, Side
+from rules.sessions import Credential, admit_order, check_live
+from rules.types import CredentialKind, IPNetwork, Side
 
 from .values import LATER, T0, account, credential, idem, login, registration, token
 
@@ -496,3 +498,208 @@ async def test_admit_allows_limit_per_window_then_says_when(store: Store) -> Non
     # The oldest admission leaves the rolling window after one second.
     assert await store.admit(snap, now=101.0, limit=3) is None
     assert await store.admit(snap, now=101.05, limit=3) is not None
+
+
+# API tokens (Paradex model) and the analytics token (Upstox model), SPEC §9 ---------------
+
+NET_A = ipaddress.ip_network("10.0.0.0/8")
+NET_B = ipaddress.ip_network("2001:db8::/32")
+
+
+async def api_token(
+    store: Store,
+    lookup_id: str,
+    user_id: str = "u1",
+    *,
+    kind: str = "jwt",
+    cidrs: tuple[IPNetwork, ...] = (),
+    created_at: datetime = T0,
+) -> ApiToken:
+    """Create an API token whose session id is ``tok-<lookup_id>``."""
+    cred = replace(
+        credential(f"tok-{lookup_id}", user_id, slot=None, kind=CredentialKind.API_TOKEN),
+        allowed_cidrs=cidrs,
+        created_at=created_at,
+    )
+    created = ApiToken(
+        lookup_id=lookup_id,
+        token_id=cred.session_id,
+        user_id=user_id,
+        name=f"token {lookup_id}",
+        kind=kind,
+        allowed_cidrs=cidrs,
+        created_at=created_at,
+        expiry_at=cred.expires_at,
+        last_updated_at=created_at,
+    )
+    assert await store.create_api_token(created, cred, token(cred.session_id)) == created
+    return created
+
+
+async def listed(store: Store, user_id: str = "u1", **options: Any) -> list[str]:
+    options = {"kind": None, "with_invalid": False, "now": LATER, **options}
+    return [t.lookup_id for t in await store.api_tokens(user_id, **options)]
+
+
+async def test_api_token_reads_back_with_its_allowlisted_credential(store: Store) -> None:
+    await accounts(store, "u1")
+    created = await api_token(store, "l1", cidrs=(NET_A, NET_B))
+
+    assert list(await store.api_tokens("u1", kind=None, with_invalid=False, now=LATER)) == [created]
+    snap = await store.snapshot(token("tok-l1"))
+    assert snap is not None
+    assert snap.credential.kind is CredentialKind.API_TOKEN
+    assert snap.credential.allowed_cidrs == (NET_A, NET_B)
+    assert dict(snap.slot_holders) == {}
+
+
+async def test_api_tokens_are_per_account_oldest_first_and_filtered_by_kind(store: Store) -> None:
+    await accounts(store, "u1", "u2")
+    await api_token(store, "late", created_at=T0 + timedelta(minutes=5))
+    await api_token(store, "b-first", kind="api_key")
+    await api_token(store, "a-second")
+    await api_token(store, "theirs", "u2")
+
+    assert await listed(store) == ["b-first", "a-second", "late"]
+    assert await listed(store, kind="jwt") == ["a-second", "late"]
+    assert await listed(store, kind="api_key") == ["b-first"]
+    assert await listed(store, "u2") == ["theirs"]
+    assert await listed(store, "u3") == []
+
+
+async def test_revoked_and_expired_api_tokens_are_listed_only_with_invalid(store: Store) -> None:
+    await accounts(store, "u1")
+    await api_token(store, "live")
+    await api_token(store, "revoked")
+    await store.revoke_api_token("u1", "revoked", now=LATER)
+
+    assert await listed(store) == ["live"]
+    assert await listed(store, with_invalid=True) == ["live", "revoked"]
+    expired = T0 + timedelta(days=1)  # every token here expires one day after T0
+    assert await listed(store, now=expired) == []
+    assert await listed(store, now=expired, with_invalid=True) == ["live", "revoked"]
+
+
+async def test_revoke_api_token_ends_it_at_once_and_keeps_the_first_revocation_time(
+    store: Store,
+) -> None:
+    await accounts(store, "u1")
+    created = await api_token(store, "l1")
+    await api_token(store, "l2")
+
+    revoked = await store.revoke_api_token("u1", "l1", now=LATER)
+    assert revoked == replace(created, revoked_at=LATER, last_updated_at=LATER)
+    assert not await is_live(store, "tok-l1")
+    assert await is_live(store, "tok-l2")
+    again = await store.revoke_api_token("u1", "l1", now=LATER + timedelta(minutes=1))
+    assert again == revoked
+
+
+async def test_revoke_api_token_of_another_account_or_unknown_is_none(store: Store) -> None:
+    await accounts(store, "u1", "u2")
+    await api_token(store, "l1")
+
+    assert await store.revoke_api_token("u2", "l1", now=LATER) is None
+    assert await store.revoke_api_token("u1", "nope", now=LATER) is None
+    assert await is_live(store, "tok-l1")
+
+
+async def test_token_invalidated_elsewhere_is_listed_revoked_from_its_first_listing(
+    store: Store,
+) -> None:
+    await accounts(store, "u1")
+    created = await api_token(store, "l1")
+    await store.revoke_account("u1")  # an admin revocation, or an IP change
+
+    first = await store.api_tokens("u1", kind=None, with_invalid=True, now=LATER)
+    assert list(first) == [replace(created, revoked_at=LATER, last_updated_at=LATER)]
+    later = LATER + timedelta(hours=1)
+    assert list(await store.api_tokens("u1", kind=None, with_invalid=True, now=later)) == list(
+        first
+    )
+    assert await listed(store) == []
+
+
+async def test_replaced_allowlist_is_seen_by_the_next_snapshot(store: Store) -> None:
+    await accounts(store, "u1")
+    created = await api_token(store, "l1", cidrs=(NET_A,))
+    before = await store.snapshot(token("tok-l1"))
+    assert before is not None
+
+    replaced = await store.replace_api_token_cidrs("u1", "l1", (NET_B,), now=LATER)
+    assert replaced == replace(created, allowed_cidrs=(NET_B,), last_updated_at=LATER)
+    snap = await store.snapshot(token("tok-l1"))
+    assert snap is not None
+    assert snap.credential.allowed_cidrs == (NET_B,)
+    assert await store.replace_api_token_cidrs("u1", "l1", (), now=LATER) == replace(
+        created, allowed_cidrs=(), last_updated_at=LATER
+    )
+    unrestricted = await store.snapshot(token("tok-l1"))
+    assert unrestricted is not None
+    assert unrestricted.credential.allowed_cidrs == ()
+
+
+async def test_replacing_the_allowlist_of_a_revoked_or_expired_token_is_a_conflict(
+    store: Store,
+) -> None:
+    await accounts(store, "u1", "u2")
+    await api_token(store, "revoked", cidrs=(NET_A,))
+    await api_token(store, "expires", cidrs=(NET_A,))
+    await store.revoke_api_token("u1", "revoked", now=LATER)
+
+    for lookup_id, now in (("revoked", LATER), ("expires", T0 + timedelta(days=1))):
+        with pytest.raises(Refused) as exc:
+            await store.replace_api_token_cidrs("u1", lookup_id, (NET_B,), now=now)
+        assert reason(exc) is Reason.CONFLICT
+    assert await store.replace_api_token_cidrs("u1", "nope", (NET_B,), now=LATER) is None
+    assert await store.replace_api_token_cidrs("u2", "expires", (NET_B,), now=LATER) is None
+    tokens = await store.api_tokens("u1", kind=None, with_invalid=True, now=LATER)
+    assert [t.allowed_cidrs for t in tokens] == [(NET_A,), (NET_A,)]
+
+
+def analytics(session_id: str, user_id: str = "u1", *, at: datetime = T0) -> Credential:
+    cred = credential(session_id, user_id, slot=None, kind=CredentialKind.ANALYTICS)
+    return replace(cred, created_at=at, expires_at=at + timedelta(days=365))
+
+
+async def test_one_live_analytics_token_per_account(store: Store) -> None:
+    await accounts(store, "u1", "u2")
+    first = analytics("an1")
+    assert await store.create_analytics_token(first, token("an1")) == first
+    snap = await store.snapshot(token("an1"))
+    assert snap is not None
+    assert snap.credential == first
+
+    with pytest.raises(Refused) as exc:
+        await store.create_analytics_token(analytics("an2"), token("an2"))
+    assert reason(exc) is Reason.CONFLICT
+    assert await store.snapshot(token("an2")) is None
+    assert await is_live(store, "an1")
+    # Another account has its own.
+    await store.create_analytics_token(analytics("other", "u2"), token("other"))
+
+
+async def test_revoked_analytics_token_can_be_replaced(store: Store) -> None:
+    await accounts(store, "u1")
+    assert await store.revoke_analytics_token("u1") is False
+    await store.create_analytics_token(analytics("an1"), token("an1"))
+
+    assert await store.revoke_analytics_token("u1") is True
+    assert await store.revoke_analytics_token("u1") is False
+    assert not await is_live(store, "an1")
+    await store.create_analytics_token(analytics("an2"), token("an2"))
+    assert await is_live(store, "an2")
+
+
+async def test_an_expired_analytics_token_no_longer_counts(store: Store) -> None:
+    await accounts(store, "u1")
+    await store.create_analytics_token(analytics("an1"), token("an1"))
+    a_year_on = T0 + timedelta(days=365)
+
+    second = analytics("an2", at=a_year_on)
+    assert await store.create_analytics_token(second, token("an2")) == second
+    old = await store.snapshot(token("an1"))
+    assert old is not None
+    assert old.credential.revoked
+    assert await store.revoke_analytics_token("u1") is True
+    assert not await is_live(store, "an2")
