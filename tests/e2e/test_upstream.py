@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
-
-from gateway.app import create_app
-from gateway.clock import FakeClock
-from gateway.config import load_config
 
 from ..conftest import GatewayFactory
-from ..harness import ADMIN_TOKEN, RELIANCE, Harness
+from ..harness import RELIANCE, Harness
 
 LIMIT: dict[str, Any] = {"order_type": "LIMIT", "price": 1400}
 
@@ -78,28 +73,15 @@ async def dropping() -> AsyncIterator[DroppingUpstream]:
 
 
 @pytest.fixture
-async def custom_upstream(
-    aiohttp_server: object, clock: FakeClock, paper: TestServer, tmp_path: object
-) -> AsyncIterator[object]:
-    harnesses: list[Harness] = []
+def custom_upstream(make_gateway: GatewayFactory) -> Callable[..., Awaitable[Harness]]:
+    """A gateway whose every dialect goes to ``upstream`` instead of the paper broker."""
 
-    async def start(upstox: str, **env: str) -> Harness:
-        values = {
-            "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
-            "GATEWAY_STORE_URL": f"sqlite:///{tmp_path}/custom-{len(harnesses)}.db",
-            "GATEWAY_UPSTREAM_UPSTOX": upstox,
-            "GATEWAY_UPSTREAM_KOTAK": upstox,
-            "GATEWAY_UPSTREAM_PARADEX": upstox,
-        }
-        values.update({f"GATEWAY_{k.upper()}": v for k, v in env.items()})
-        server = await aiohttp_server(create_app(load_config(None, values), clock=clock))  # type: ignore[operator]
-        harness = Harness(server, paper, clock)
-        harnesses.append(harness)
-        return harness
+    async def start(upstream: str, **env: str) -> Harness:
+        return await make_gateway(
+            upstream_upstox=upstream, upstream_kotak=upstream, upstream_paradex=upstream, **env
+        )
 
-    yield start
-    for harness in harnesses:
-        await harness.close()
+    return start
 
 
 @pytest.mark.parametrize(
@@ -110,10 +92,14 @@ async def custom_upstream(
     ],
 )
 async def test_an_order_is_never_resent_when_a_kept_alive_connection_drops(
-    custom_upstream: object, dropping: DroppingUpstream, method: str, path: str, body: object
+    custom_upstream: Callable[..., Awaitable[Harness]],
+    dropping: DroppingUpstream,
+    method: str,
+    path: str,
+    body: object,
 ) -> None:
     upstream = dropping
-    gw: Harness = await custom_upstream(await upstream.start())  # type: ignore[operator]
+    gw: Harness = await custom_upstream(await upstream.start())
     trader = await gw.trader("127.0.0.2")
     await gw.push_ltp({RELIANCE: "1401.5"})
 
@@ -128,8 +114,10 @@ async def test_an_order_is_never_resent_when_a_kept_alive_connection_drops(
     assert audit.data["data"][0]["outcome"] == "unknown"
 
 
-async def test_connect_failure_is_503_and_nothing_was_sent(custom_upstream: object) -> None:
-    gw: Harness = await custom_upstream("http://127.0.0.1:9")  # type: ignore[operator]
+async def test_connect_failure_is_503_and_nothing_was_sent(
+    custom_upstream: Callable[..., Awaitable[Harness]],
+) -> None:
+    gw: Harness = await custom_upstream("http://127.0.0.1:9")
     trader = await gw.trader("127.0.0.2")
     reply = await gw.place(trader, **LIMIT)
     assert reply.status == 503
@@ -146,12 +134,12 @@ async def _hang(request: web.Request) -> web.Response:
 
 
 async def test_an_upstream_5xx_is_an_unknown_outcome_carrying_the_tag(
-    custom_upstream: object, aiohttp_server: object
+    custom_upstream: Callable[..., Awaitable[Harness]], aiohttp_server: Any
 ) -> None:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", _answer_500)
-    server = await aiohttp_server(app)  # type: ignore[operator]
-    gw: Harness = await custom_upstream(str(server.make_url("")).rstrip("/"))  # type: ignore[operator]
+    server = await aiohttp_server(app)
+    gw: Harness = await custom_upstream(str(server.make_url("")).rstrip("/"))
     trader = await gw.trader("127.0.0.2")
     reply = await gw.place(trader, tag="strat-7", **LIMIT)
     assert reply.status == 502
@@ -159,12 +147,12 @@ async def test_an_upstream_5xx_is_an_unknown_outcome_carrying_the_tag(
 
 
 async def test_an_upstream_timeout_is_504_unknown_outcome(
-    custom_upstream: object, aiohttp_server: object
+    custom_upstream: Callable[..., Awaitable[Harness]], aiohttp_server: Any
 ) -> None:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", _hang)
-    server = await aiohttp_server(app)  # type: ignore[operator]
-    gw: Harness = await custom_upstream(  # type: ignore[operator]
+    server = await aiohttp_server(app)
+    gw: Harness = await custom_upstream(
         str(server.make_url("")).rstrip("/"), upstream_timeout_s="0.2"
     )
     trader = await gw.trader("127.0.0.2")
@@ -249,7 +237,7 @@ async def test_idempotency_key_replays_without_a_second_upstream_call(gw: Harnes
 
 
 async def test_a_repeat_while_the_first_is_in_flight_gets_409(
-    custom_upstream: object, aiohttp_server: object
+    custom_upstream: Callable[..., Awaitable[Harness]], aiohttp_server: Any
 ) -> None:
     gate = asyncio.Event()
 
@@ -259,8 +247,8 @@ async def test_a_repeat_while_the_first_is_in_flight_gets_409(
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", slow)
-    server = await aiohttp_server(app)  # type: ignore[operator]
-    gw: Harness = await custom_upstream(str(server.make_url("")).rstrip("/"))  # type: ignore[operator]
+    server = await aiohttp_server(app)
+    gw: Harness = await custom_upstream(str(server.make_url("")).rstrip("/"))
     trader = await gw.trader("127.0.0.2")
     headers = {**trader.bearer, "Idempotency-Key": "k-2"}
     first = asyncio.create_task(
