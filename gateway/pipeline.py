@@ -216,9 +216,11 @@ class Pipeline:
                 known = await s.store.known_order(intent.order_id)
                 intent = resolve_for_account(intent, known, user_id=user_id)
                 doc.intent = intent
-            if not needs_conversion(intent) or not self.converts(dialect, intent.instrument_key):
+            if not needs_conversion(intent):
                 continue
             instrument = s.instruments.get(intent.instrument_key or "")
+            if not dialect.applies_grid(rules, known_instrument=instrument is not None):
+                continue
             ltp: Decimal | None = None
             age: float | None = None
             if (
@@ -241,15 +243,6 @@ class Pipeline:
             if conversion is not None:
                 dialect.apply(doc, conversion)
                 s.metrics.conversions.labels(dialect.name).inc()
-
-    def converts(self, dialect: Dialect, instrument_key: str | None = None) -> bool:
-        """The Indian protection grid applies to every dialect but paradex unless configured;
-        with rules.paradex_grid, to the paradex markets found in the instrument master."""
-        if dialect.name != "paradex":
-            return True
-        return self.s.config.rules.paradex_grid and (
-            instrument_key is None or instrument_key in self.s.instruments
-        )
 
     async def _fetch_ltp(self, dialect: Dialect, instrument: Any, user_id: str) -> Decimal | None:
         headers = {"Accept": "application/json", "X-Gateway-User-Id": user_id}

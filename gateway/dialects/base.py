@@ -24,6 +24,7 @@ from rules.routes import Match, Route, RouteTable
 from rules.types import CredentialKind, Instrument
 
 from ..codec import decode_json, encode_json
+from ..config import RulesConfig
 
 
 @dataclass(slots=True)
@@ -132,6 +133,10 @@ class Dialect(abc.ABC):
         if not body.strip():
             return None, ""
         return encode_json(decode_json(body)), "application/json"
+
+    def applies_grid(self, rules: RulesConfig, *, known_instrument: bool) -> bool:
+        """Whether MARKET/SL-M orders of this dialect are priced by the protection grid."""
+        return True
 
     def algo_headers(self, algo_id: str, algo_name: str) -> dict[str, str]:
         return {"X-Algo-Id": algo_id}

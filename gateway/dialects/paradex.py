@@ -29,6 +29,7 @@ from rules.types import Action, CredentialKind, Instrument, OrderType, Side
 
 from ..codec import decode_json
 from ..codec import encode_json as _encode
+from ..config import RulesConfig
 from .base import Decoded, Dialect, OrderDoc, Token, bearer
 from .fields import Spec, check_fields, is_int, is_str, one_of
 
@@ -184,6 +185,11 @@ class ParadexDialect(Dialect):
         if decoded.docs and decoded.docs[0].fields:
             return _encode(decoded.docs[0].fields), "application/json"
         return b"", ""
+
+    def applies_grid(self, rules: RulesConfig, *, known_instrument: bool) -> bool:
+        # Paradex markets are crypto perpetuals: the Indian grid is off unless configured,
+        # and then prices only markets the instrument master knows.
+        return rules.paradex_grid and known_instrument
 
     def envelope(self, refuse: Refuse) -> dict[str, Any]:
         return envelope(refuse)
