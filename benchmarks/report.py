@@ -219,11 +219,31 @@ def plot(doc: Json, path: Path) -> str | None:
         los.append(med - (stat["min"] if stat["min"] is not None else med))
         his.append((stat["max"] if stat["max"] is not None else med) - med)
     rps_ax.bar(range(len(names)), meds, 0.6, yerr=[los, his], capsize=3, color="tab:gray")
+    for i, med in enumerate(meds):
+        rps_ax.annotate(f"{med:,.0f}", (i, med), ha="center", va="bottom", fontsize=8)
     rps_ax.set_xticks(range(len(names)), names)
-    rps_ax.set_ylabel("requests/s")
+    rps_ax.set_yscale("log")
+    rps_ax.set_ylabel("requests/s, log scale")
     rps_ax.set_title(f"closed loop, {doc['config']['connections']} connections")
     fig.suptitle(f"{doc['machine']['summary']}; median, bars min–max", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Re-render ``<stem>.md`` and ``<stem>.png`` from ``<stem>.json``."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("json", type=Path)
+    args = parser.parse_args(argv)
+    doc = json.loads(args.json.read_text())
+    args.json.with_suffix(".md").write_text(markdown(doc))
+    plot(doc, args.json.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()
