@@ -51,10 +51,9 @@ def create_store(config: Config) -> Store:
         from .stores.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url)
-    from .stores.redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
+    from .stores.redis import RedisStore
 
-    store: Store = RedisStore.from_url(url)
-    return store
+    return RedisStore.from_url(url)
 
 
 def create_dialects() -> dict[str, Dialect]:
