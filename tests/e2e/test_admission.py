@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ..conftest import GatewayFactory
 from ..harness import Harness, market_order
 
 LIMIT: dict[str, Any] = {"order_type": "LIMIT", "price": 1400}
@@ -191,3 +192,30 @@ async def test_missing_or_unknown_token_is_401_in_the_upstox_envelope(gw: Harnes
             "invalid_value",
         }
     assert await gw.upstream_requests() == []
+
+
+async def test_queue_mode_holds_an_order_until_the_window_frees(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw = await make_gateway(rules_rate_limit_mode="queue", rules_queue_max_wait_ms="1500")
+    trader = await gw.trader("127.0.0.2")
+    assert [(await gw.place(trader, **LIMIT)).status for _ in range(10)] == [200] * 10
+    before = gw.clock.monotonic()
+
+    held = await gw.place(trader, **LIMIT)
+
+    assert held.status == 200
+    assert gw.clock.monotonic() - before >= 1.0  # it waited (on the injected clock) for a slot
+    assert len(await gw.upstream_orders()) == 11
+
+
+async def test_queue_mode_refuses_when_the_wait_would_exceed_the_limit(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw = await make_gateway(rules_rate_limit_mode="queue", rules_queue_max_wait_ms="500")
+    trader = await gw.trader("127.0.0.2")
+    assert [(await gw.place(trader, **LIMIT)).status for _ in range(10)] == [200] * 10
+    before = gw.clock.monotonic()
+    reply = await gw.place(trader, **LIMIT)
+    assert reply.status == 429
+    assert gw.clock.monotonic() == before  # refused at once: no point waiting past the limit
