@@ -398,30 +398,26 @@ class RedisStore(Store):
         self._snapshots[token_hash] = snap
         return snap
 
-    def _epoch_keys(self, snapshot: Snapshot) -> tuple[list[str], list[int]]:
+    @staticmethod
+    def _owners(snapshot: Snapshot) -> tuple[list[str], list[int]]:
+        """The accounts whose epochs prove the snapshot, and the epochs it was read at."""
         account = snapshot.account
-        keys, expected = [self._key("epoch", account.user_id)], [snapshot.epoch]
-        if account.parent_id is not None:
-            keys.append(self._key("epoch", account.parent_id))
-            expected.append(snapshot.parent_epoch)
-        return keys, expected
+        if account.parent_id is None:
+            return [account.user_id], [snapshot.epoch]
+        return [account.user_id, account.parent_id], [snapshot.epoch, snapshot.parent_epoch]
+
+    def _epoch_keys(self, snapshot: Snapshot) -> tuple[list[str], list[int]]:
+        owners, expected = self._owners(snapshot)
+        return [self._key("epoch", owner) for owner in owners], expected
 
     def _check_epochs(self, snapshot: Snapshot, current: Sequence[Any]) -> None:
-        account = snapshot.account
-        owners = (
-            [account.user_id]
-            if account.parent_id is None
-            else [
-                account.user_id,
-                account.parent_id,
-            ]
-        )
-        _, expected = self._epoch_keys(snapshot)
+        owners, expected = self._owners(snapshot)
         now = [int(e or 0) for e in current]
         for owner, epoch in zip(owners, now, strict=True):
             self._learn(owner, epoch)
         if now != expected:
-            raise StaleSnapshot(f"account {account.user_id} changed since its snapshot was read")
+            user_id = snapshot.account.user_id
+            raise StaleSnapshot(f"account {user_id} changed since its snapshot was read")
 
     async def verify(self, snapshot: Snapshot) -> None:
         keys, _ = self._epoch_keys(snapshot)
