@@ -197,5 +197,10 @@ def create_app(
     family.add_routes(app.router)
     admin_app = admin.create_admin_app(services)
     app.add_subapp("/admin/v1", admin_app)
+    # Order routes resolve through the router's index; every other path of a dialect falls
+    # through to the catch-all (the pipeline owns method checks for both).
+    for dialect in services.dialects.values():
+        for route in dialect.routes.routes:
+            app.router.add_route(route.method, route.template, dispatch)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

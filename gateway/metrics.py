@@ -1,6 +1,12 @@
-"""Prometheus metrics (SPEC §12), one registry per app so tests and workers stay separate."""
+"""Prometheus metrics (SPEC §12), one registry per app so tests and workers stay separate.
+
+``labels()`` builds and locks on every call; the order path asks for the same few label sets
+over and over, so their children are looked up once and kept (:meth:`Metrics.child`).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -42,6 +48,15 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

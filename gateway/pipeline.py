@@ -194,7 +194,7 @@ class Pipeline:
                 raise
             if retry_after is not None:
                 await self._release_idempotency(idem)
-                s.metrics.rate_limited.labels(dialect.name).inc()
+                s.metrics.child(s.metrics.rate_limited, dialect.name).inc()
                 raise Refused(
                     Reason.RATE_LIMITED,
                     f"more than {rules.orders_per_second} orders in one second; retry after"
@@ -242,7 +242,7 @@ class Pipeline:
             )
             if conversion is not None:
                 dialect.apply(doc, conversion)
-                s.metrics.conversions.labels(dialect.name).inc()
+                s.metrics.child(s.metrics.conversions, dialect.name).inc()
 
     async def _fetch_ltp(self, dialect: Dialect, instrument: Any, user_id: str) -> Decimal | None:
         headers = {"Accept": "application/json", "X-Gateway-User-Id": user_id}
@@ -354,12 +354,12 @@ class Pipeline:
         else:
             trace.upstream_status = upstream.status
             trace.upstream_latency_ms = round(upstream.latency_s * 1000, 3)
-            s.metrics.upstream_latency.labels(dialect.name).observe(upstream.latency_s)
+            s.metrics.child(s.metrics.upstream_latency, dialect.name).observe(upstream.latency_s)
             response = await self._order_response(
                 dialect, route, decoded, snapshot, upstream, trace
             )
         trace.status = response.status
-        s.metrics.overhead.labels(dialect.name).observe(overhead)
+        s.metrics.child(s.metrics.overhead, dialect.name).observe(overhead)
         if idem is not None:
             await s.store.finish_idempotent(
                 IdempotencyRecord(
@@ -481,8 +481,8 @@ class Pipeline:
                 for d in decoded.docs
                 if d.conversion is not None
             ]
-        s.metrics.decisions.labels(
-            trace.dialect, "order", trace.decision, trace.reason or "ok"
+        s.metrics.child(
+            s.metrics.decisions, trace.dialect, "order", trace.decision, trace.reason or "ok"
         ).inc()
         record: dict[str, Any] = {"at": s.clock.now().isoformat(), **_trace_fields(trace)}
         with contextlib.suppress(StoreUnavailable):  # the decision stands; the log is best effort

@@ -1,32 +1,46 @@
 """The one boundary to the upstream order API (SPEC §10).
 
-Requests go through one pooled ``ClientSession`` with explicit timeouts.  Order requests are
-never retried: not by us, and not by aiohttp, which otherwise re-sends a PUT or DELETE once
-when a kept-alive connection turns out to be closed (RFC 9112 §9.3.1 allows it for idempotent
-methods, but an order cancel or modify is not idempotent at a broker).
+Requests go over a small HTTP/1.1 keep-alive pool of ``asyncio.Protocol`` connections, with
+responses parsed by ``httptools`` (llhttp).  It replaces aiohttp's ``ClientSession`` on this
+path because the client hop was the largest single cost per order (see benchmarks/README.md),
+and because it lets the no-retry rule be a property of the code rather than a switch: a
+request is written once, on one connection, and whatever happens next is reported, never
+repeated.  (aiohttp re-sends a PUT or DELETE once when a kept-alive connection turns out to be
+closed, as RFC 9112 §9.3.1 allows for idempotent methods; an order cancel or modify is not
+idempotent at a broker.)
 
-Every ``aiohttp`` error is mapped here to :class:`UpstreamError` with the refusal reason:
-- connect failure, nothing sent: ``UPSTREAM_UNAVAILABLE`` (503), the outcome is known (nothing);
-- failure after the request was written (reset, timeout, disconnect): ``UPSTREAM_FAILED``
-  (502) or ``UPSTREAM_TIMEOUT`` (504), the outcome is unknown.
-An upstream 5xx answer is passed back as it came, but recorded as unknown outcome.
+Every failure is mapped here, and only here, to :class:`UpstreamError`:
+- no connection could be made, nothing was sent: ``UPSTREAM_UNAVAILABLE`` (503);
+- the connection failed after the request was written (reset, close, malformed answer):
+  ``UPSTREAM_FAILED`` (502), outcome unknown;
+- no complete answer within ``timeout_s``: ``UPSTREAM_TIMEOUT`` (504), outcome unknown.
+
+Idle connections are dropped after ``KEEPALIVE_S`` (shorter than common server keep-alive
+timeouts) so that an order is rarely written into a connection the server is closing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import hashlib
 import hmac
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
+import httptools
+from multidict import CIMultiDict
 
 from rules.decisions import Reason
 
 from .config import UpstreamConfig
+
+KEEPALIVE_S = 15.0
+MAX_CONNECTIONS_PER_HOST = 256
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 
 class UpstreamError(Exception):
@@ -42,7 +56,7 @@ class UpstreamError(Exception):
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     status: int
-    headers: CIMultiDictProxy[str]
+    headers: CIMultiDict[str]
     body: bytes
     latency_s: float
 
@@ -59,7 +73,6 @@ _HOP_RESPONSE_HEADERS = frozenset(
         "transfer-encoding",
         "upgrade",
         "content-length",
-        "content-encoding",
         "server",
         "date",
     }
@@ -77,37 +90,217 @@ def sign(secret: str, method: str, path: str, user_id: str, timestamp: str) -> s
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+class _Closed(Exception):
+    """The connection ended before a complete answer."""
+
+
+class _Expired(Exception):
+    """No complete answer within the timeout."""
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection; one request at a time; the parser's callbacks fill the answer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[None] | None = None
+        self._head_only = False
+        self._keep_alive = False
+        self._headers_done = False
+        self._framed = False  # Content-Length or chunked: the body's end is known
+        self.headers: list[tuple[str, str]] = []
+        self.body: list[bytes] = []
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None:  # bytes nobody asked for: the connection is not trustworthy
+            self.close()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(_Closed("the upstream tried to upgrade the connection"))
+        except httptools.HttpParserError as exc:
+            self._fail(_Closed(f"malformed answer: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._headers_done and not self._framed and self._waiter is not None:
+            self._finish()  # a body delimited by the connection closing is complete now
+        else:
+            self._fail(_Closed(f"connection closed before a complete answer ({exc or 'EOF'})"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        header = name.decode("latin-1")
+        lowered = header.lower()
+        if lowered in ("content-length", "transfer-encoding"):
+            self._framed = True
+        self.headers.append((header, value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+        if self._head_only:  # a HEAD answer has no body whatever its headers say
+            self._finish()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._keep_alive = bool(self._parser.should_keep_alive())  # only valid right now
+        self._finish()
+
+    # request cycle
+    def begin(self, request: bytes, *, head_only: bool) -> asyncio.Future[None]:
+        assert self.transport is not None
+        self.headers, self.body = [], []
+        self._headers_done = self._framed = self._keep_alive = False
+        self._head_only = head_only
+        self._waiter = self._loop.create_future()
+        self.transport.write(request)
+        return self._waiter
+
+    @property
+    def status(self) -> int:
+        return int(self._parser.get_status_code())
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and not self._head_only and self._keep_alive
+
+    def expire(self) -> None:
+        self._fail(_Expired())
+
+    def _finish(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    scheme: str
+    host: str
+    port: int
+    prefix: str  # a path prefix of the base URL, if any
+    host_header: str
+
+
+def _origin(base: str) -> _Origin:
+    parts = urlsplit(base)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    default = (parts.scheme, port) in (("http", 80), ("https", 443))
+    host = parts.hostname or ""
+    shown = f"[{host}]" if ":" in host else host
+    return _Origin(
+        parts.scheme, host, port, parts.path.rstrip("/"), shown if default else f"{shown}:{port}"
+    )
+
+
+class _Pool:
+    """Idle keep-alive connections to one origin, and a cap on connections in use."""
+
+    def __init__(self, origin: _Origin, ssl_context: ssl.SSLContext | None) -> None:
+        self.origin = origin
+        self._ssl = ssl_context
+        self._idle: collections.deque[_Connection] = collections.deque()
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS_PER_HOST)
+
+    async def acquire(self, connect_timeout: float) -> _Connection:
+        await self._slots.acquire()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed and now - conn.idle_since < KEEPALIVE_S:
+                return conn
+            conn.close()
+        try:
+            transport, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Connection(loop),
+                    self.origin.host,
+                    self.origin.port,
+                    ssl=self._ssl,
+                    server_hostname=self.origin.host if self._ssl else None,
+                ),
+                connect_timeout,
+            )
+        except BaseException:
+            self._slots.release()
+            raise
+        # uvloop may return before connection_made has run: take the transport from here
+        conn.transport = transport
+        return conn
+
+    def release(self, conn: _Connection) -> None:
+        self._slots.release()
+        if conn.reusable:
+            conn.idle_since = asyncio.get_running_loop().time()
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+
+def _request_bytes(
+    method: str, target: str, host: str, headers: Mapping[str, str], body: bytes | None
+) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise ValueError(f"header {name!r} has a line break")
+        lines.append(f"{name}: {value}")
+    if body or method not in _BODYLESS_METHODS:
+        lines.append(f"Content-Length: {len(body or b'')}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body if body else head
+
+
 class Upstream:
-    """A pooled HTTP client for the configured upstream base URLs."""
+    """The configured upstream base URLs, each with its keep-alive pool."""
 
     def __init__(self, config: UpstreamConfig, bases: Mapping[str, str]) -> None:
         self._config = config
         self._bases = dict(bases)
-        self._session: aiohttp.ClientSession | None = None
+        self._pools: dict[str, _Pool] = {}
 
     async def start(self) -> None:
-        timeout = aiohttp.ClientTimeout(
-            total=self._config.timeout_s,
-            sock_connect=self._config.connect_timeout_s,
-            sock_read=self._config.timeout_s,
-        )
-        connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30, ttl_dns_cache=300)
-        session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout,
-            auto_decompress=True,
-            skip_auto_headers=("User-Agent",),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-        # aiohttp re-sends PUT/DELETE once on a dropped keep-alive connection; an order must
-        # never reach the broker twice.  No public switch exists; tests pin that this holds.
-        session._retry_connection = False
-        self._session = session
+        tls = ssl.create_default_context()
+        by_origin: dict[_Origin, _Pool] = {}
+        for dialect, base in self._bases.items():
+            if not base:
+                continue
+            origin = _origin(base)
+            if origin not in by_origin:
+                by_origin[origin] = _Pool(origin, tls if origin.scheme == "https" else None)
+            self._pools[dialect] = by_origin[origin]
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for pool in self._pools.values():
+            pool.close()
+        self._pools = {}
 
     def base(self, dialect: str) -> str:
         return self._bases[dialect]
@@ -120,35 +313,44 @@ class Upstream:
         headers: Mapping[str, str],
         body: bytes | None,
     ) -> UpstreamResponse:
-        if self._session is None:
-            raise UpstreamError(Reason.UPSTREAM_UNAVAILABLE, "upstream client is not running")
-        # path_qs is already percent-encoded: sent as it is, never re-encoded (a Kotak quote
-        # path carries a literal "|", which yarl would otherwise turn into %7C).
-        url = URL(self._bases[dialect] + path_qs, encoded=True)
+        """Send one request, once.  ``path_qs`` is already percent-encoded."""
+        pool = self._pools.get(dialect)
+        if pool is None:
+            raise UpstreamError(Reason.UPSTREAM_UNAVAILABLE, f"no upstream for {dialect}")
         started = time.perf_counter()
         try:
-            async with self._session.request(
-                method, url, headers=headers, data=body, allow_redirects=False
-            ) as resp:
-                payload = await resp.read()
-                return UpstreamResponse(
-                    resp.status, resp.headers, payload, time.perf_counter() - started
-                )
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(
-                Reason.UPSTREAM_UNAVAILABLE, f"upstream {dialect} is unreachable: {exc.os_error}"
-            ) from exc
-        except aiohttp.ConnectionTimeoutError as exc:
+            conn = await pool.acquire(self._config.connect_timeout_s)
+        except (OSError, TimeoutError) as exc:
             raise UpstreamError(
                 Reason.UPSTREAM_UNAVAILABLE,
-                f"upstream {dialect} did not accept a connection in time",
+                f"upstream {dialect} is unreachable: {exc or 'timeout'}",
             ) from exc
-        except TimeoutError as exc:
+        request = _request_bytes(
+            method, pool.origin.prefix + path_qs, pool.origin.host_header, headers, body
+        )
+        completed = False
+        waiter = conn.begin(request, head_only=method == "HEAD")
+        timer = asyncio.get_running_loop().call_later(self._config.timeout_s, conn.expire)
+        try:
+            await waiter
+            completed = True
+        except _Expired as exc:
             raise UpstreamError(
                 Reason.UPSTREAM_TIMEOUT, f"upstream {dialect} did not answer in time"
             ) from exc
-        except aiohttp.ClientError as exc:
+        except (_Closed, OSError) as exc:
             raise UpstreamError(
                 Reason.UPSTREAM_FAILED,
                 f"upstream {dialect} failed after the request was sent: {exc}",
             ) from exc
+        finally:
+            timer.cancel()
+            if not completed:  # failed, timed out or cancelled mid-answer: never reuse it
+                conn.close()
+            pool.release(conn)
+        return UpstreamResponse(
+            conn.status,
+            CIMultiDict(conn.headers),
+            b"".join(conn.body),
+            time.perf_counter() - started,
+        )

@@ -16,6 +16,7 @@ Rules encoded (SPEC §3, §4, §9):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from rules.decisions import Reason, Refused
@@ -73,6 +74,7 @@ def parse_ip(value: object) -> IPAddress:
     return addr
 
 
+@functools.lru_cache(maxsize=4096)  # every request of a connection repeats its peer
 def parse_peer(value: str | None) -> IPAddress | None:
     """The socket's peer address, or None when it cannot be read (the caller fails closed)."""
     if not isinstance(value, str):

@@ -36,7 +36,7 @@ from rules.orders import Conversion, OrderIntent
 from rules.routes import Route
 from rules.types import Action, Instrument, OrderType, Side
 
-from ..codec import decode_json, encode_json
+from ..codec import decode_answer, decode_json, encode_json
 from .base import Decoded, Dialect, OrderDoc, Token, single_header
 
 FORM = "application/x-www-form-urlencoded"
@@ -255,10 +255,7 @@ class KotakDialect(Dialect):
         return envelope(refuse)
 
     def order_ids(self, route: Route, body: bytes) -> list[str]:
-        try:
-            answer = decode_json(body, what="upstream answer")
-        except Refused:
-            return []
+        answer = decode_answer(body)
         order_id = answer.get("nOrdNo") if isinstance(answer, dict) else None
         if isinstance(order_id, bool) or not isinstance(order_id, str | int):
             return []

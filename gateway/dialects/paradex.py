@@ -27,7 +27,7 @@ from rules.orders import Conversion, OrderIntent
 from rules.routes import Route
 from rules.types import Action, CredentialKind, Instrument, OrderType, Side
 
-from ..codec import decode_json
+from ..codec import decode_answer, decode_json
 from ..codec import encode_json as _encode
 from ..config import RulesConfig
 from .base import Decoded, Dialect, OrderDoc, Token, bearer
@@ -195,10 +195,7 @@ class ParadexDialect(Dialect):
         return envelope(refuse)
 
     def order_ids(self, route: Route, body: bytes) -> list[str]:
-        try:
-            answer = decode_json(body, what="upstream answer")
-        except Refused:
-            return []
+        answer = decode_answer(body)
         if not isinstance(answer, dict):
             return []
         if route.template == "/v1/orders":

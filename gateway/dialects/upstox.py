@@ -22,7 +22,7 @@ from rules.orders import Conversion, OrderIntent
 from rules.routes import Route
 from rules.types import Action, CredentialKind, Instrument, OrderType, Side
 
-from ..codec import decode_json, encode_json
+from ..codec import decode_answer, decode_json, encode_json
 from .base import Decoded, Dialect, OrderDoc, Token, bearer, refusal_response
 from .fields import Spec, check_fields, is_bool, is_int, is_number, is_str, one_of
 
@@ -222,10 +222,8 @@ class UpstoxDialect(Dialect):
         return envelope(refuse)
 
     def order_ids(self, route: Route, body: bytes) -> list[str]:
-        try:
-            data = decode_json(body, what="upstream answer").get("data")
-        except (Refused, AttributeError):
-            return []
+        answer = decode_answer(body)
+        data = answer.get("data") if isinstance(answer, dict) else None
         if isinstance(data, dict):
             if isinstance(data.get("order_ids"), list):
                 return [str(i) for i in data["order_ids"]]
