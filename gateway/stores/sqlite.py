@@ -129,6 +129,7 @@ class SQLiteStore(Store):
         self._pending_orders: list[KnownOrder] = []
         self._flusher: asyncio.Task[None] | None = None
         self._healthy = True
+        self._wake = asyncio.Event()
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -840,7 +841,7 @@ class SQLiteStore(Store):
             )
         )
         if len(self._pending_audit) >= _FLUSH_BATCH:
-            await self._flush()
+            self._wake.set()  # the flusher writes it; this request does not wait for a commit
 
     async def audit_query(self, *, user_id: str | None, limit: int) -> Sequence[Mapping[str, Any]]:
         await self._flush()
@@ -880,7 +881,9 @@ class SQLiteStore(Store):
 
     async def _flush_forever(self) -> None:
         while True:
-            await asyncio.sleep(_FLUSH_EVERY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _FLUSH_EVERY_S)
+            self._wake.clear()
             with contextlib.suppress(StoreUnavailable):
                 if not self._healthy:
                     await self.ping()  # a successful statement marks the store healthy again
