@@ -31,6 +31,7 @@ format: $(BIN)/order-gateway
 	$(BIN)/ruff check --fix gateway rules tests benchmarks
 
 bench: $(BIN)/order-gateway  ## loopback benchmark: gateway vs naive proxy vs upstream
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
