@@ -217,6 +217,7 @@ class RedisStore(Store):
         self._members = (f"{secrets.token_hex(6)}:{n}" for n in itertools.count())
         self._pending_audit: list[tuple[str | None, bytes]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -633,7 +634,7 @@ class RedisStore(Store):
             (None if user_id is None else str(user_id), orjson.dumps(record, default=str))
         )
         if len(self._pending_audit) >= _FLUSH_BATCH:
-            await self._flush()
+            self._wake.set()  # the flusher writes it; this request does not wait for Redis
 
     async def audit_query(self, *, user_id: str | None, limit: int) -> Sequence[Mapping[str, Any]]:
         await self._flush()
@@ -671,6 +672,8 @@ class RedisStore(Store):
 
     async def _flush_forever(self) -> None:
         while True:
-            await asyncio.sleep(_FLUSH_EVERY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _FLUSH_EVERY_S)
+            self._wake.clear()
             with contextlib.suppress(StoreUnavailable):
                 await self._flush()
