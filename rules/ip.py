@@ -74,11 +74,15 @@ def parse_ip(value: object) -> IPAddress:
     return addr
 
 
-@functools.lru_cache(maxsize=4096)  # every request of a connection repeats its peer
 def parse_peer(value: str | None) -> IPAddress | None:
     """The socket's peer address, or None when it cannot be read (the caller fails closed)."""
     if not isinstance(value, str):
         return None
+    return _parse_peer(value)
+
+
+@functools.lru_cache(maxsize=4096)  # every request of a connection repeats its peer
+def _parse_peer(value: str) -> IPAddress | None:
     # A link-local peer arrives as "fe80::1%lo"; the zone names our interface, not the client.
     host = value.split("%", 1)[0]
     try:
