@@ -1,9 +1,10 @@
 """The admin API under ``/admin/v1`` (SPEC §12, §13), behind ``Bearer <admin.token>``.
 
 Operators create accounts and apps, push LTPs from a feed, read the audit log, revoke
-sessions and override an account's static IPs (audited, and without the weekly cooldown: the
-operator is the one who verified the change).  With no admin token configured the admin API
-answers 403 to everything.
+sessions, override an account's static IPs (audited, and without the weekly cooldown: the
+operator is the one who verified the change) and store an account's upstream credential per
+dialect (audited by header name; its values never leave the store except towards the
+upstream).  With no admin token configured the admin API answers 403 to everything.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from rules.decisions import Reason, Refuse, Refused
 from rules.registry import Registration, parse_ip_update
+from rules.upstream_auth import parse_upstream_auth
 
 from .api import family
 from .api.common import (
@@ -59,6 +61,7 @@ def _account_view(account: Account) -> dict[str, Any]:
         "parent_id": account.parent_id,
         "algo_id": account.algo_id,
         "created_at": account.created_at.isoformat(),
+        "upstream_auth": sorted(account.upstream_auth),  # dialect names only, never values
     }
 
 
@@ -227,6 +230,48 @@ async def put_ip(request: web.Request) -> web.StreamResponse:
     return json_response({"status": "success", "data": data})
 
 
+async def _upstream_auth_target(request: web.Request) -> tuple[Services, Account, str]:
+    services = request.app[SERVICES]
+    dialect = request.match_info["dialect"]
+    if dialect not in services.dialects:
+        raise Refused(
+            Reason.BAD_REQUEST,
+            f"unknown dialect {dialect!r}; one of {', '.join(sorted(services.dialects))}",
+        )
+    return services, await account_or_404(services, request.match_info["user_id"]), dialect
+
+
+async def _audit_upstream_auth(
+    services: Services, account: Account, dialect: str, names: list[str] | None
+) -> None:
+    record: dict[str, Any] = {
+        "at": services.clock.now().isoformat(),
+        "user_id": account.user_id,
+        "decision": "admin_upstream_auth_set" if names else "admin_upstream_auth_clear",
+        "dialect": dialect,
+    }
+    if names:
+        record["headers"] = names  # the names only: the values are the broker's secrets
+    await services.store.audit(record)
+
+
+@_envelope
+async def put_upstream_auth(request: web.Request) -> web.StreamResponse:
+    services, account, dialect = await _upstream_auth_target(request)
+    headers = parse_upstream_auth(await json_body(request))
+    await services.store.set_upstream_auth(account.user_id, dialect, headers)
+    await _audit_upstream_auth(services, account, dialect, list(headers))
+    return web.Response(status=204)
+
+
+@_envelope
+async def delete_upstream_auth(request: web.Request) -> web.StreamResponse:
+    services, account, dialect = await _upstream_auth_target(request)
+    await services.store.set_upstream_auth(account.user_id, dialect, None)
+    await _audit_upstream_auth(services, account, dialect, None)
+    return web.Response(status=204)
+
+
 def create_admin_app(services: Services) -> web.Application:
     admin = web.Application(middlewares=[admin_auth])
     admin[SERVICES] = services
@@ -236,6 +281,9 @@ def create_admin_app(services: Services) -> web.Application:
     admin.router.add_delete("/accounts/{user_id}/sessions", revoke_account_sessions)
     admin.router.add_get("/accounts/{user_id}/ip", get_ip)
     admin.router.add_put("/accounts/{user_id}/ip", put_ip)
+    auth_path = "/accounts/{user_id}/upstream-auth/{dialect}"
+    admin.router.add_put(auth_path, put_upstream_auth)
+    admin.router.add_delete(auth_path, delete_upstream_auth)
     family.add_admin_routes(admin.router)
     admin.router.add_delete("/sessions/{session_id}", revoke_session)
     admin.router.add_put("/ltp", push_ltp)

@@ -21,6 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
+from rules.decisions import Refused
+from rules.upstream_auth import parse_header_line
+
 from .app import create_app
 from .config import Config, ConfigError, load_config
 from .loops import loop_factory
@@ -75,6 +78,23 @@ def _admin(config: Config, url: str | None, method: str, path: str, body: Any = 
     return json.loads(raw) if raw else None
 
 
+def _upstream_auth(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    """Set or clear a stored upstream credential; prints header names, never values."""
+    path = f"/accounts/{args.user_id}/upstream-auth/{args.dialect}"
+    if args.action == "clear":
+        _admin(config, args.url, "DELETE", path)
+        return {"user_id": args.user_id, "dialect": args.dialect, "upstream_auth": None}
+    lines = args.headers or [line for line in sys.stdin.read().splitlines() if line.strip()]
+    try:
+        headers = dict(parse_header_line(line) for line in lines)
+    except Refused as exc:
+        raise SystemExit(f"upstream-auth set: {exc.refusal.message}") from exc
+    if len(headers) != len(lines):
+        raise SystemExit("upstream-auth set: a header name is given twice")
+    _admin(config, args.url, "PUT", path, {"headers": headers})
+    return {"user_id": args.user_id, "dialect": args.dialect, "upstream_auth": list(headers)}
+
+
 def _print(value: Any) -> None:
     print(json.dumps(value, indent=2))
 
@@ -118,6 +138,20 @@ def _parser() -> argparse.ArgumentParser:
     ip_set.add_argument("user_id")
     ip_set.add_argument("primary_ip")
     ip_set.add_argument("secondary_ip", nargs="?")
+
+    auth = group("upstream-auth")
+    auth_set = command(
+        auth,
+        "set",
+        "store an account's broker credential for a dialect; with no HEADER arguments the"
+        " 'Name: value' lines are read from stdin (keeps the secret out of ps and history)",
+    )
+    auth_set.add_argument("user_id")
+    auth_set.add_argument("dialect")
+    auth_set.add_argument("headers", nargs="*", metavar="HEADER", help="'Name: value'")
+    auth_clear = command(auth, "clear")
+    auth_clear.add_argument("user_id")
+    auth_clear.add_argument("dialect")
 
     tail = command(group("audit"), "tail")
     tail.add_argument("--user-id")
@@ -169,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif command == "ip":
         body = {"primary_ip": args.primary_ip, "secondary_ip": args.secondary_ip}
         _print(_admin(config, args.url, "PUT", f"/accounts/{args.user_id}/ip", body))
+    elif command == "upstream-auth":
+        _print(_upstream_auth(config, args))
     elif command == "audit":
         query = f"?limit={args.limit}" + (f"&user_id={args.user_id}" if args.user_id else "")
         _print(_admin(config, args.url, "GET", f"/audit{query}"))

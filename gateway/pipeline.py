@@ -178,7 +178,7 @@ class Pipeline:
             )
             decoded = dialect.decode(route, body, {**request.query, **match.params})
             trace.original = [dict(doc.fields) for doc in decoded.docs]
-            await self._rewrite(dialect, decoded, snapshot)
+            await self._rewrite(dialect, decoded, snapshot, token)
             trace.rewritten = [dict(doc.fields) for doc in decoded.docs]
             idem = await self._claim_idempotency(request, snapshot, body)
             if isinstance(idem, web.Response):
@@ -206,7 +206,9 @@ class Pipeline:
             )
         raise Refused(Reason.STORE_UNAVAILABLE, "the account changed repeatedly; try again")
 
-    async def _rewrite(self, dialect: Dialect, decoded: Decoded, snapshot: Snapshot) -> None:
+    async def _rewrite(
+        self, dialect: Dialect, decoded: Decoded, snapshot: Snapshot, token: Token
+    ) -> None:
         s = self.s
         rules = s.config.rules
         user_id = snapshot.account.user_id
@@ -228,7 +230,7 @@ class Pipeline:
                 and needs_ltp(intent)
                 and rules.market_orders is MarketPolicy.CONVERT
             ):
-                seen = await s.ltp.fresh(instrument, lambda i: self._fetch_ltp(dialect, i, user_id))
+                seen = await s.ltp.fresh(instrument, lambda i: self._fetch_ltp(dialect, i, token))
                 if seen is not None:
                     ltp, age = seen
             conversion = convert(
@@ -244,8 +246,14 @@ class Pipeline:
                 dialect.apply(doc, conversion)
                 s.metrics.child(s.metrics.conversions, dialect.name).inc()
 
-    async def _fetch_ltp(self, dialect: Dialect, instrument: Any, user_id: str) -> Decimal | None:
-        headers = {"Accept": "application/json", "X-Gateway-User-Id": user_id}
+    async def _fetch_ltp(self, dialect: Dialect, instrument: Any, token: Token) -> Decimal | None:
+        # Proved current first (admit has not run yet): a quote fetched on the order's behalf
+        # carries the account's upstream credential as it is now, not as a cache last saw it.
+        snapshot = await identify(self.s, token, dialect)
+        stored = snapshot.account.upstream_auth.get(dialect.name)
+        headers = _with_stored({"Accept": "application/json"}, stored)
+        if not stored:
+            headers["X-Gateway-User-Id"] = snapshot.account.user_id
         resp = await self.s.upstream.send(
             dialect.name, "GET", dialect.ltp_path(instrument), headers, None
         )
@@ -299,13 +307,18 @@ class Pipeline:
     def _upstream_headers(
         self, request: web.Request, dialect: Dialect, snapshot: Snapshot, path: str
     ) -> dict[str, str]:
-        """Built from an allowlist: the dialect's known headers and the gateway's own."""
+        """Built from an allowlist: the dialect's known headers and the gateway's own identity
+        headers, or instead of those the account's stored upstream credential (SPEC §10): a
+        real broker authenticates the account by it and never learns the gateway's ids."""
         s = self.s
         headers = {
             name: value
             for name, value in request.headers.items()
             if name.lower() in dialect.forwarded_headers
         }
+        stored = snapshot.account.upstream_auth.get(dialect.name)
+        if stored:
+            return _with_stored(headers, stored)
         user_id = snapshot.account.user_id
         headers["X-Gateway-User-Id"] = user_id
         headers["X-Gateway-Session-Id"] = snapshot.credential.session_id
@@ -487,6 +500,16 @@ class Pipeline:
         record: dict[str, Any] = {"at": s.clock.now().isoformat(), **_trace_fields(trace)}
         with contextlib.suppress(StoreUnavailable):  # the decision stands; the log is best effort
             await s.store.audit(record)
+
+
+def _with_stored(headers: dict[str, str], stored: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` with the stored credential's headers replacing any of the same name."""
+    if not stored:
+        return headers
+    names = {name.lower() for name in stored}
+    merged = {name: value for name, value in headers.items() if name.lower() not in names}
+    merged.update(stored)
+    return merged
 
 
 def _trace_fields(trace: Trace) -> dict[str, Any]:

@@ -50,6 +50,11 @@ class Account:
     created_at: datetime
     parent_id: str | None = None  # set on a family member: the parent's IPs apply
     algo_id: str | None = None  # per-account override of rules.algo_id (SPEC §8)
+    # dialect -> header -> value: the account's broker credential, sent instead of the
+    # gateway's identity headers (SPEC §10).  A secret: kept out of repr, logs and answers.
+    upstream_auth: Mapping[str, Mapping[str, str]] = field(
+        default_factory=dict, repr=False, hash=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +130,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_accounts(self) -> Sequence[Account]: ...
+
+    @abc.abstractmethod
+    async def set_upstream_auth(
+        self, user_id: str, dialect: str, headers: Mapping[str, str] | None
+    ) -> None:
+        """Store (replace) the account's upstream credential for a dialect; None removes it.
+
+        Seen by the very next snapshot on every instance.  Raises Refused(NOT_FOUND) for an
+        unknown account.
+        """
 
     @abc.abstractmethod
     async def create_app(self, app: App) -> App: ...

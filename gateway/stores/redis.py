@@ -9,18 +9,20 @@ Every read-decide-write is one Lua script (``redis_scripts``), so it is atomic a
 instances.  Admission costs one round trip: snapshots (credential, account, effective
 registration, slot holders) are cached in-process and proved current by per-account *epoch*
 counters.  Every write that invalidates a snapshot (a login taking a slot, a revocation, an IP
-change, joining or leaving a family, a token's allowlist) increments the affected accounts'
-epochs in the same script.  ``admit`` is one EVALSHA that compares the snapshot's epochs and,
-only if they still hold, takes a slot in the account's rolling-window ZSET; otherwise it raises
-StaleSnapshot and the caller re-reads.  So once a PUT /v2/user/ip has answered, no instance
-admits an order on a session it revoked.  ``verify`` (read routes) is one MGET of the epochs.
+change, joining or leaving a family, a token's allowlist, a stored upstream credential)
+increments the affected accounts' epochs in the same script.  ``admit`` is one EVALSHA that
+compares the snapshot's epochs and, only if they still hold, takes a slot in the account's
+rolling-window ZSET; otherwise it raises StaleSnapshot and the caller re-reads.  So once a
+PUT /v2/user/ip has answered, no instance admits an order on a session it revoked.
+``verify`` (read routes) is one MGET of the epochs.
 
 Durability is the operator's Redis configuration (AOF ``appendfsync everysec`` or ``always``
 for idempotency claims and the registry to survive a Redis restart); the CI Redis keeps
 nothing on disk.  Every Redis error (connection, timeout, a script error) becomes
 StoreUnavailable at one boundary, ``_redis``: order routes then fail closed with 503.
 
-Keys (``P`` is the prefix): ``account:<user>`` hash, ``accounts`` set, ``members:<parent>``
+Keys (``P`` is the prefix): ``account:<user>`` hash (``upstream_auth:<dialect>`` fields hold
+the stored upstream credentials as JSON), ``accounts`` set, ``members:<parent>``
 set, ``app:<api_key>`` hash, ``cred:<token hash>`` hash and ``sid:<session>`` -> token hash
 (both expire a day after the credential does), ``sessions:<user>`` set, ``slots:<user>`` hash,
 ``reg:<user>`` hash, ``ip:<canonical ip>`` set of the accounts holding it, ``epoch:<user>``,
@@ -127,6 +129,10 @@ def _text(value: bytes | None) -> str | None:
     return value.decode() if value else None
 
 
+_AUTH = "upstream_auth:"  # account hash field prefix: one JSON header object per dialect
+_AUTH_BYTES = _AUTH.encode()
+
+
 def _account(h: Mapping[bytes, bytes]) -> Account:
     return Account(
         user_id=h[b"user_id"].decode(),
@@ -134,6 +140,11 @@ def _account(h: Mapping[bytes, bytes]) -> Account:
         created_at=_at(h.get(b"created_at")),
         parent_id=_text(h.get(b"parent_id")),
         algo_id=_text(h.get(b"algo_id")),
+        upstream_auth={
+            name.removeprefix(_AUTH_BYTES).decode(): orjson.loads(value)
+            for name, value in h.items()
+            if name.startswith(_AUTH_BYTES)
+        },
     )
 
 
@@ -307,6 +318,8 @@ class RedisStore(Store):
             fields += ["parent_id", account.parent_id]
         if account.algo_id is not None:
             fields += ["algo_id", account.algo_id]
+        for dialect, headers in account.upstream_auth.items():
+            fields += [_AUTH + dialect, orjson.dumps(dict(headers)).decode()]
         reply = await self._run("create_account", account.user_id, account.parent_id or "", *fields)
         if reply[0] == b"exists":
             raise KeyError(account.user_id)
@@ -322,6 +335,14 @@ class RedisStore(Store):
 
     async def list_accounts(self) -> Sequence[Account]:
         return await self._accounts_in("accounts")
+
+    async def set_upstream_auth(
+        self, user_id: str, dialect: str, headers: Mapping[str, str] | None
+    ) -> None:
+        value = "" if headers is None else orjson.dumps(dict(headers)).decode()
+        reply = await self._run("set_upstream_auth", user_id, _AUTH + dialect, value)
+        if reply[0] == b"none":
+            raise Refused(Reason.NOT_FOUND, f"no account {user_id!r}")
 
     async def create_app(self, app: App) -> App:
         await self._cmd(

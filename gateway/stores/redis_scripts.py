@@ -99,6 +99,21 @@ if ARGV[3] ~= '' then redis.call('SADD', key('members', ARGV[3]), ARGV[2]) end
 return {'ok', {}}
 """
 
+_SET_UPSTREAM_AUTH = """
+-- ARGV: prefix, user id, field ('upstream_auth:<dialect>'), header JSON or '' to remove.
+-- The account's epoch moves in the same step: every cached snapshot carries the old value.
+local account = key('account', ARGV[2])
+if redis.call('EXISTS', account) == 0 then return {'none', {}} end
+if ARGV[4] == '' then
+  redis.call('HDEL', account, ARGV[3])
+else
+  redis.call('HSET', account, ARGV[3], ARGV[4])
+end
+local out = {}
+bump(ARGV[2], out)
+return {'ok', out}
+"""
+
 _ACCOUNTS_IN = """
 -- ARGV: prefix, the set of user ids ('accounts' or 'members:<parent>'). The accounts' hashes.
 local found = {}
@@ -370,6 +385,7 @@ _STANDALONE = {"admit", "begin_idempotent", "finish_idempotent", "release_idempo
 def _scripts() -> dict[str, Script]:
     sources = {
         "create_account": _CREATE_ACCOUNT,
+        "set_upstream_auth": _SET_UPSTREAM_AUTH,
         "accounts_in": _ACCOUNTS_IN,
         "create_login": _CREATE_LOGIN,
         "create_api_token": _CREATE_API_CREDENTIAL,

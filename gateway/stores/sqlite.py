@@ -48,7 +48,8 @@ _T = TypeVar("_T")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     user_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL,
-    parent_id TEXT REFERENCES accounts(user_id), algo_id TEXT
+    parent_id TEXT REFERENCES accounts(user_id), algo_id TEXT,
+    upstream_auth TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS apps (
     api_key TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES accounts(user_id),
@@ -114,6 +115,16 @@ def _ip(value: str | None) -> IPAddress | None:
     return None if value is None else ipaddress.ip_address(value)
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a database written by an older gateway up to this schema, keeping its rows."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(accounts)")}
+    if "upstream_auth" not in columns:
+        db.execute("ALTER TABLE accounts ADD COLUMN upstream_auth TEXT NOT NULL DEFAULT '{}'")
+
+
+_ACCOUNT_COLUMNS = "user_id, name, created_at, parent_id, algo_id, upstream_auth"
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str, *, cache_size: int = 100_000) -> None:
         self._path = path
@@ -145,6 +156,7 @@ class SQLiteStore(Store):
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_SCHEMA)
+            _migrate(db)
         except BaseException:
             db.close()
             raise
@@ -210,14 +222,14 @@ class SQLiteStore(Store):
         def write() -> None:
             try:
                 self._conn.execute(
-                    "INSERT INTO accounts (user_id, name, created_at, parent_id, algo_id)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
                     (
                         account.user_id,
                         account.name,
                         _ts(account.created_at),
                         account.parent_id,
                         account.algo_id,
+                        orjson.dumps(account.upstream_auth).decode(),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -229,7 +241,7 @@ class SQLiteStore(Store):
 
     def _read_account(self, user_id: str) -> Account | None:
         row = self._conn.execute(
-            "SELECT user_id, name, created_at, parent_id, algo_id FROM accounts WHERE user_id = ?",
+            f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE user_id = ?",  # noqa: S608
             (user_id,),
         ).fetchone()
         return None if row is None else self._account_row(row)
@@ -239,7 +251,12 @@ class SQLiteStore(Store):
         created = _dt(row[2])
         assert created is not None
         return Account(
-            user_id=row[0], name=row[1], created_at=created, parent_id=row[3], algo_id=row[4]
+            user_id=row[0],
+            name=row[1],
+            created_at=created,
+            parent_id=row[3],
+            algo_id=row[4],
+            upstream_auth=orjson.loads(row[5]),
         )
 
     async def get_account(self, user_id: str) -> Account | None:
@@ -252,11 +269,34 @@ class SQLiteStore(Store):
     async def list_accounts(self) -> Sequence[Account]:
         rows = await self._run(
             lambda: self._conn.execute(
-                "SELECT user_id, name, created_at, parent_id, algo_id FROM accounts"
-                " ORDER BY user_id"
+                f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY user_id"  # noqa: S608
             ).fetchall()
         )
         return [self._account_row(row) for row in rows]
+
+    async def set_upstream_auth(
+        self, user_id: str, dialect: str, headers: Mapping[str, str] | None
+    ) -> None:
+        def write() -> None:
+            with self._tx() as db:
+                row = db.execute(
+                    "SELECT upstream_auth FROM accounts WHERE user_id = ?", (user_id,)
+                ).fetchone()
+                if row is None:
+                    raise Refused(Reason.NOT_FOUND, f"no account {user_id!r}")
+                stored = orjson.loads(row[0])
+                if headers is None:
+                    stored.pop(dialect, None)
+                else:
+                    stored[dialect] = dict(headers)
+                db.execute(
+                    "UPDATE accounts SET upstream_auth = ? WHERE user_id = ?",
+                    (orjson.dumps(stored).decode(), user_id),
+                )
+
+        await self._run(write)
+        # Snapshots read the account through this cache: the next one reads the new value.
+        self._accounts.pop(user_id, None)
 
     async def create_app(self, app: App) -> App:
         await self._run(
@@ -694,7 +734,7 @@ class SQLiteStore(Store):
     async def family_members(self, parent_id: str) -> Sequence[Account]:
         rows = await self._run(
             lambda: self._conn.execute(
-                "SELECT user_id, name, created_at, parent_id, algo_id FROM accounts"
+                f"SELECT {_ACCOUNT_COLUMNS} FROM accounts"  # noqa: S608
                 " WHERE parent_id = ? ORDER BY user_id",
                 (parent_id,),
             ).fetchall()

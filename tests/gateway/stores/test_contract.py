@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway.stores.base import ApiToken, App, IdempotencyRecord, Store
+from gateway.stores.base import Account, ApiToken, App, IdempotencyRecord, Store
 from rules.decisions import Reason, Refused
 from rules.orders import KnownOrder
 from rules.registry import Registration
@@ -96,6 +96,97 @@ async def test_created_app_reads_back(store: Store) -> None:
     assert await store.create_app(app) == app
     assert await store.get_app("key-1") == app
     assert await store.get_app("key-2") is None
+
+
+# stored upstream credentials (SPEC §10) ---------------------------------------------------
+
+UPSTOX_AUTH = {"Authorization": "Bearer broker-secret-1"}
+KOTAK_AUTH = {"Authorization": "kotak-token", "Sid": "kotak-sid"}
+
+
+async def test_upstream_auth_is_set_replaced_and_cleared_per_dialect(store: Store) -> None:
+    await accounts(store, "u1", "u2")
+    assert dict((await get(store, "u1")).upstream_auth) == {}
+
+    await store.set_upstream_auth("u1", "upstox", UPSTOX_AUTH)
+    await store.set_upstream_auth("u1", "kotak", KOTAK_AUTH)
+    assert (await get(store, "u1")).upstream_auth == {"upstox": UPSTOX_AUTH, "kotak": KOTAK_AUTH}
+
+    replaced = {"Api-Key": "k2"}
+    await store.set_upstream_auth("u1", "upstox", replaced)
+    assert (await get(store, "u1")).upstream_auth == {"upstox": replaced, "kotak": KOTAK_AUTH}
+
+    await store.set_upstream_auth("u1", "upstox", None)
+    await store.set_upstream_auth("u1", "paradex", None)  # clearing what is not there is fine
+    assert (await get(store, "u1")).upstream_auth == {"kotak": KOTAK_AUTH}
+    assert (await get(store, "u2")).upstream_auth == {}
+    listed = {a.user_id: a.upstream_auth for a in await store.list_accounts()}
+    assert listed == {"u1": {"kotak": KOTAK_AUTH}, "u2": {}}
+
+
+async def test_upstream_auth_keeps_header_order_and_values_exactly(store: Store) -> None:
+    await accounts(store, "u1")
+    headers = {"X-B": "2", "x-a": 'caf\u00e9 \t/\\"', "Authorization": "Bearer " + "z" * 4000}
+    await store.set_upstream_auth("u1", "upstox", headers)
+    stored = (await get(store, "u1")).upstream_auth["upstox"]
+    assert list(stored.items()) == list(headers.items())
+
+
+async def test_upstream_auth_of_an_unknown_account_is_not_found(store: Store) -> None:
+    with pytest.raises(Refused) as exc:
+        await store.set_upstream_auth("nobody", "upstox", UPSTOX_AUTH)
+    assert reason(exc) is Reason.NOT_FOUND
+    with pytest.raises(Refused) as exc:
+        await store.set_upstream_auth("nobody", "upstox", None)
+    assert reason(exc) is Reason.NOT_FOUND
+    assert await store.get_account("nobody") is None
+
+
+async def test_the_next_snapshot_carries_the_new_upstream_auth(store: Store) -> None:
+    await accounts(store, "u1")
+    cached = await login(store, "s1", "u1")
+    assert await store.snapshot(token("s1")) == cached  # warm any cache
+    assert cached.account.upstream_auth == {}
+
+    await store.set_upstream_auth("u1", "upstox", UPSTOX_AUTH)
+    after_set = await store.snapshot(token("s1"))
+    assert after_set is not None
+    assert after_set.account.upstream_auth == {"upstox": UPSTOX_AUTH}
+    await store.verify(after_set)  # current, so the order path admits it
+    assert await store.admit(after_set, now=1.0, limit=10) is None
+
+    await store.set_upstream_auth("u1", "upstox", None)
+    after_clear = await store.snapshot(token("s1"))
+    assert after_clear is not None
+    assert after_clear.account.upstream_auth == {}
+    assert after_clear.credential == cached.credential  # the session itself lives on
+
+
+async def test_upstream_auth_of_a_family_member_is_its_own(store: Store) -> None:
+    await accounts(store, "parent", "member")
+    await family(store, "parent", "member")
+    await store.set_upstream_auth("parent", "upstox", UPSTOX_AUTH)
+    snap = await login(store, "m1", "member")
+    assert snap.account.upstream_auth == {}
+    await store.set_upstream_auth("member", "upstox", {"Authorization": "Bearer member"})
+    fresh = await store.snapshot(token("m1"))
+    assert fresh is not None
+    assert fresh.account.upstream_auth == {"upstox": {"Authorization": "Bearer member"}}
+    assert fresh.account.parent_id == "parent"
+
+
+async def test_upstream_auth_values_stay_out_of_repr(store: Store) -> None:
+    await accounts(store, "u1")
+    await store.set_upstream_auth("u1", "upstox", UPSTOX_AUTH)
+    snap = await login(store, "s1", "u1")
+    assert "broker-secret-1" not in repr(snap)
+    assert "broker-secret-1" not in repr(await store.list_accounts())
+
+
+async def get(store: Store, user_id: str) -> Account:
+    found = await store.get_account(user_id)
+    assert found is not None
+    return found
 
 
 # credentials and snapshots ---------------------------------------------------------------

@@ -143,7 +143,9 @@ async def test_a_parent_epoch_alone_makes_a_members_snapshot_stale(
         await a.verify(cached)
 
 
-@pytest.mark.parametrize("write", ["login", "revoke_account", "join", "leave", "cidrs"])
+@pytest.mark.parametrize(
+    "write", ["login", "revoke_account", "join", "leave", "cidrs", "upstream_auth"]
+)
 async def test_every_invalidating_write_on_b_is_caught_on_a(
     pair: tuple[RedisStore, RedisStore], write: str
 ) -> None:
@@ -167,12 +169,60 @@ async def test_every_invalidating_write_on_b_is_caught_on_a(
         await b.add_family_member("p2", "u1", max_members=10)
     elif write == "leave":
         await b.remove_family_member("p1", "u1")
-    else:
+    elif write == "cidrs":
         await b.replace_api_token_cidrs("u1", "l1", (), now=LATER)
+    else:
+        await b.set_upstream_auth("u1", "upstox", {"Authorization": "Bearer x"})
 
     for snap in (cached, cached_token):
         with pytest.raises(StaleSnapshot):
             await a.admit(snap, now=100.0, limit=10)
+
+
+async def test_upstream_auth_set_and_cleared_on_b_is_the_next_read_on_a(
+    pair: tuple[RedisStore, RedisStore],
+) -> None:
+    a, b = pair
+    await a.create_account(account("u1"))
+    cached = await login(a, "s1", "u1")
+    assert await a.snapshot(token("s1")) is cached
+    auth = {"Authorization": "Bearer broker-secret"}
+
+    # One script writes the field and moves the epoch: one round trip, nothing in between.
+    _, writes = await round_trips(a, a.set_upstream_auth("u1", "kotak", {"Sid": "x"}))
+    assert writes == 1
+    reread = await a.snapshot(token("s1"))  # A's own write: A re-reads at once
+    assert reread is not None and reread is not cached
+    assert reread.account.upstream_auth == {"kotak": {"Sid": "x"}}
+    cached = reread
+
+    await b.set_upstream_auth("u1", "upstox", auth)
+    with pytest.raises(StaleSnapshot):
+        await a.verify(cached)  # a read route
+    with pytest.raises(StaleSnapshot):
+        await a.admit(cached, now=100.0, limit=10)  # an order
+    fresh = await a.snapshot(token("s1"))
+    assert fresh is not None
+    assert fresh.account.upstream_auth == {"kotak": {"Sid": "x"}, "upstox": auth}
+    assert fresh.epoch > cached.epoch
+    await a.verify(fresh)
+
+    await b.set_upstream_auth("u1", "upstox", None)
+    with pytest.raises(StaleSnapshot):
+        await a.admit(fresh, now=100.0, limit=10)
+    cleared = await a.snapshot(token("s1"))
+    assert cleared is not None
+    assert cleared.account.upstream_auth == {"kotak": {"Sid": "x"}}
+    assert not cleared.credential.revoked  # a credential change ends no session
+
+
+async def test_upstream_auth_of_an_unknown_account_writes_nothing(
+    pair: tuple[RedisStore, RedisStore],
+) -> None:
+    a, _ = pair
+    with pytest.raises(Refused):
+        await a.set_upstream_auth("ghost", "upstox", {"Authorization": "x"})
+    assert await a._cmd("EXISTS", f"{a._prefix}account:ghost", f"{a._prefix}epoch:ghost") == 0
 
 
 async def test_a_session_created_on_b_is_found_on_a_at_once(
@@ -328,6 +378,7 @@ async def test_unreachable_redis_is_unavailable_on_every_path_an_order_takes() -
         store.revoke_account("u1"),
         store.get_account("u1"),
         store.get_app("k1"),
+        store.set_upstream_auth("u1", "upstox", {"Authorization": "x"}),
     ]
     try:
         for call in calls:

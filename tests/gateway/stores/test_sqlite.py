@@ -262,3 +262,63 @@ async def test_joining_and_leaving_a_family_is_seen_by_the_next_read(sqlite: SQL
     assert snap.account.parent_id is None
     assert snap.registration.ips == frozenset()  # joining released its own IPs
     assert not live(snap)
+
+
+# schema migration ----------------------------------------------------------------------------
+
+# The accounts table as gateways before stored upstream credentials created it.
+_OLD_ACCOUNTS = """
+CREATE TABLE accounts (
+    user_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL,
+    parent_id TEXT REFERENCES accounts(user_id), algo_id TEXT
+);
+INSERT INTO accounts VALUES ('old1', 'Asha', '2026-04-06T09:15:00+00:00', NULL, 'ALGO-7');
+INSERT INTO accounts VALUES ('old2', 'Ravi', '2026-04-06T09:15:00+00:00', 'old1', NULL);
+"""
+
+
+async def test_an_older_database_gains_the_upstream_auth_column_and_keeps_its_rows(
+    path: str,
+) -> None:
+    old = sqlite3.connect(path)
+    old.executescript(_OLD_ACCOUNTS)
+    old.close()
+
+    store = SQLiteStore(path)
+    await store.start()
+    try:
+        columns = await store._run(
+            lambda: [row[1] for row in store._conn.execute("PRAGMA table_info(accounts)")]
+        )
+        assert columns[-1] == "upstream_auth"
+        first = await store.get_account("old1")
+        assert first is not None
+        assert (first.name, first.algo_id, first.upstream_auth) == ("Asha", "ALGO-7", {})
+        listed = await store.list_accounts()
+        assert [(a.user_id, a.parent_id) for a in listed] == [("old1", None), ("old2", "old1")]
+        await store.set_upstream_auth("old1", "upstox", {"Authorization": "Bearer b"})
+        await store.create_account(account("new1"))
+    finally:
+        await store.close()
+
+    reopened = SQLiteStore(path)  # a second start finds the column and adds nothing
+    await reopened.start()
+    try:
+        again = await reopened.get_account("old1")
+        assert again is not None
+        assert again.upstream_auth == {"upstox": {"Authorization": "Bearer b"}}
+        assert len(await reopened.list_accounts()) == 3
+    finally:
+        await reopened.close()
+
+
+async def test_setting_upstream_auth_drops_the_cached_account(sqlite: SQLiteStore) -> None:
+    await sqlite.create_account(account("u1"))
+    snap = await login(sqlite, "s1", "u1")
+    assert sqlite._accounts["u1"] is snap.account
+    await sqlite.set_upstream_auth("u1", "kotak", {"Sid": "x"})
+    assert "u1" not in sqlite._accounts
+    fresh = await sqlite.snapshot(token("s1"))
+    assert fresh is not None
+    assert fresh.account.upstream_auth == {"kotak": {"Sid": "x"}}
+    assert fresh.credential is snap.credential  # only the account was read again
