@@ -12,19 +12,13 @@ Every other path of a dialect is forwarded with authentication only.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import secrets
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
 from rules.analytics import default_table
-from rules.clientip import client_ip as resolve_client_ip
 from rules.decisions import Reason, Refuse, Refused
 from rules.orders import (
     KnownOrder,
@@ -39,80 +33,16 @@ from rules.sessions import admit_order, check_live
 from rules.tokens import check_scope
 from rules.types import Action, CredentialKind, IPAddress
 
-from .codec import decode_json, encode_json
+from . import audit, idempotency
+from .audit import Trace
 from .dialects.base import Decoded, Dialect, Token
-from .services import Services, token_hash
+from .edge import identify, read_body, request_client_ip
+from .forwarding import upstream_headers
+from .services import Services
 from .stores.base import IdempotencyRecord, Snapshot, StaleSnapshot, StoreUnavailable
-from .upstream import UpstreamError, UpstreamResponse, response_headers, sign
+from .upstream import UpstreamError, UpstreamResponse, response_headers
 
 _MAX_STALE_RETRIES = 3
-
-
-@dataclass(slots=True)
-class Trace:
-    """What the audit log and metrics learn about one order-route request."""
-
-    dialect: str
-    method: str
-    path: str
-    client_ip: str | None = None
-    user_id: str | None = None
-    session_id: str | None = None
-    decision: str = "refused"
-    reason: str | None = None
-    status: int = 0
-    original: list[dict[str, Any]] = field(default_factory=list)
-    rewritten: list[dict[str, Any]] = field(default_factory=list)
-    conversions: list[dict[str, str]] = field(default_factory=list)
-    upstream_status: int | None = None
-    upstream_latency_ms: float | None = None
-    outcome: str | None = None
-    order_ids: list[str] = field(default_factory=list)
-    message: str | None = None
-
-
-def request_client_ip(request: web.Request, services: Services) -> IPAddress:
-    """The client IP (SPEC §3): the TCP peer, or the forwarded chain behind trusted proxies."""
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    return resolve_client_ip(
-        None if not peer else str(peer[0]),
-        forwarded=request.headers.getall("Forwarded", []),
-        x_forwarded_for=request.headers.getall("X-Forwarded-For", []),
-        trusted=services.config.server.trusted_proxies,
-    )
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise Refused(Reason.BODY_TOO_LARGE, f"request body over {limit} bytes")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise Refused(Reason.BODY_TOO_LARGE, f"request body over {limit} bytes") from exc
-
-
-async def identify(
-    services: Services, token: Token, dialect: Dialect | None = None, *, verify: bool = True
-) -> Snapshot:
-    """The credential's snapshot.  ``verify`` proves a cached snapshot current with a shared
-    store; the order path skips it because ``Store.admit`` proves it in the same round trip."""
-    snapshot = await services.store.snapshot(token_hash(token.value))
-    if snapshot is not None and verify:
-        try:
-            await services.store.verify(snapshot)
-        except StaleSnapshot:
-            snapshot = await services.store.snapshot(token_hash(token.value))
-    if snapshot is None or (
-        token.session_id is not None and token.session_id != snapshot.credential.session_id
-    ):
-        raise Refused(Reason.INVALID_TOKEN, "invalid or expired access token; log in again")
-    kind = snapshot.credential.kind
-    if dialect is not None and kind not in dialect.credential_kinds:
-        raise Refused(
-            Reason.INVALID_TOKEN,
-            f"{dialect.name} routes do not accept {kind.value} credentials; log in for a session",
-        )
-    return snapshot
 
 
 class Pipeline:
@@ -180,20 +110,20 @@ class Pipeline:
             trace.original = [dict(doc.fields) for doc in decoded.docs]
             await self._rewrite(dialect, decoded, snapshot, token)
             trace.rewritten = [dict(doc.fields) for doc in decoded.docs]
-            idem = await self._claim_idempotency(request, snapshot, body)
+            idem = await idempotency.claim(s, request, snapshot, body)
             if isinstance(idem, web.Response):
                 trace.decision, trace.reason = "replayed", "idempotent_replay"
                 return idem
             try:
                 retry_after = await self._take_rate_slot(snapshot)
             except StaleSnapshot:
-                await self._release_idempotency(idem)
+                await idempotency.release(s, idem)
                 continue
             except BaseException:
-                await self._release_idempotency(idem)
+                await idempotency.release(s, idem)
                 raise
             if retry_after is not None:
-                await self._release_idempotency(idem)
+                await idempotency.release(s, idem)
                 s.metrics.child(s.metrics.rate_limited, dialect.name).inc()
                 raise Refused(
                     Reason.RATE_LIMITED,
@@ -248,15 +178,18 @@ class Pipeline:
 
     async def _fetch_ltp(self, dialect: Dialect, instrument: Any, token: Token) -> Decimal | None:
         # Proved current first (admit has not run yet): a quote fetched on the order's behalf
-        # carries the account's upstream credential as it is now, not as a cache last saw it.
+        # carries the account's identity or upstream credential as it is now.
         snapshot = await identify(self.s, token, dialect)
-        stored = snapshot.account.upstream_auth.get(dialect.name)
-        headers = _with_stored({"Accept": "application/json"}, stored)
-        if not stored:
-            headers["X-Gateway-User-Id"] = snapshot.account.user_id
-        resp = await self.s.upstream.send(
-            dialect.name, "GET", dialect.ltp_path(instrument), headers, None
+        path = dialect.ltp_path(instrument)
+        headers = upstream_headers(
+            self.s,
+            snapshot,
+            dialect.name,
+            "GET",
+            path.split("?", 1)[0],
+            {"Accept": "application/json"},
         )
+        resp = await self.s.upstream.send(dialect.name, "GET", path, headers, None)
         return dialect.parse_ltp(instrument, resp.body) if resp.status == 200 else None
 
     async def _take_rate_slot(self, snapshot: Snapshot) -> float | None:
@@ -274,60 +207,13 @@ class Pipeline:
                 return retry_after
             await s.clock.sleep(retry_after)
 
-    async def _claim_idempotency(
-        self, request: web.Request, snapshot: Snapshot, body: bytes
-    ) -> IdempotencyRecord | web.Response | None:
-        key = request.headers.get("Idempotency-Key")
-        if key is None:
-            return None
-        if not 0 < len(key) <= 255:
-            raise Refused(Reason.BAD_REQUEST, "Idempotency-Key must be 1 to 255 characters")
-        digest = hashlib.sha256(
-            b"\0".join((request.method.encode(), request.raw_path.encode(), body))
-        ).hexdigest()
-        record = IdempotencyRecord(user_id=snapshot.account.user_id, key=key, body_hash=digest)
-        existing = await self.s.store.begin_idempotent(record)
-        if existing is None:
-            return record
-        if existing.body_hash != digest:
-            raise Refused(
-                Reason.IDEMPOTENCY_MISMATCH,
-                "this Idempotency-Key was used with a different request",
-            )
-        if existing.status is None:
-            raise Refused(Reason.CONFLICT, "a request with this Idempotency-Key is still in flight")
-        headers = dict(existing.headers)
-        headers["Idempotent-Replayed"] = "true"
-        return web.Response(status=existing.status, body=existing.body, headers=headers)
-
-    async def _release_idempotency(self, record: IdempotencyRecord | None) -> None:
-        if record is not None:
-            await self.s.store.release_idempotent(record)
-
     def _upstream_headers(
-        self, request: web.Request, dialect: Dialect, snapshot: Snapshot, path: str
+        self, request: web.Request, dialect: Dialect, snapshot: Snapshot
     ) -> dict[str, str]:
-        """Built from an allowlist: the dialect's known headers and the gateway's own identity
-        headers, or instead of those the account's stored upstream credential (SPEC §10): a
-        real broker authenticates the account by it and never learns the gateway's ids."""
-        s = self.s
-        headers = {
-            name: value
-            for name, value in request.headers.items()
-            if name.lower() in dialect.forwarded_headers
-        }
-        stored = snapshot.account.upstream_auth.get(dialect.name)
-        if stored:
-            return _with_stored(headers, stored)
-        user_id = snapshot.account.user_id
-        headers["X-Gateway-User-Id"] = user_id
-        headers["X-Gateway-Session-Id"] = snapshot.credential.session_id
-        secret = s.config.upstream.shared_secret
-        if secret:
-            stamp = str(int(s.clock.now().timestamp()))
-            headers["X-Gateway-Timestamp"] = stamp
-            headers["X-Gateway-Signature"] = sign(secret, request.method, path, user_id, stamp)
-        return headers
+        """The dialect's allowlisted client headers plus the account's identity (SPEC §10)."""
+        allowed = dialect.forwarded_headers
+        base = {name: value for name, value in request.headers.items() if name.lower() in allowed}
+        return upstream_headers(self.s, snapshot, dialect.name, request.method, request.path, base)
 
     async def _forward_order(
         self,
@@ -343,7 +229,7 @@ class Pipeline:
         s = self.s
         rules = s.config.rules
         body, content_type = dialect.encode(decoded)
-        headers = self._upstream_headers(request, dialect, snapshot, request.path)
+        headers = self._upstream_headers(request, dialect, snapshot)
         headers.update(
             dialect.algo_headers(snapshot.account.algo_id or rules.algo_id, rules.algo_name)
         )
@@ -374,21 +260,8 @@ class Pipeline:
         trace.status = response.status
         s.metrics.child(s.metrics.overhead, dialect.name).observe(overhead)
         if idem is not None:
-            await s.store.finish_idempotent(
-                IdempotencyRecord(
-                    user_id=idem.user_id,
-                    key=idem.key,
-                    body_hash=idem.body_hash,
-                    status=response.status,
-                    headers={
-                        str(k): v
-                        for k, v in response.headers.items()
-                        if k.lower() != "content-length"
-                    },
-                    body=response.body if isinstance(response.body, bytes) else b"",
-                )
-            )
-        await self._record(trace, decoded, "admitted")
+            await idempotency.finish(s, idem, response)
+        await audit.record(self.s, trace, decoded, "admitted")
         return response
 
     async def _order_response(
@@ -453,7 +326,7 @@ class Pipeline:
         )
         body = await read_body(request, s.config.server.max_body_bytes)
         payload, content_type = dialect.reencode_other(body, request.content_type)
-        headers = self._upstream_headers(request, dialect, snapshot, request.path)
+        headers = self._upstream_headers(request, dialect, snapshot)
         if content_type:
             headers["Content-Type"] = content_type
         path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
@@ -476,61 +349,5 @@ class Pipeline:
         trace.message = refusal.message
         trace.status = refusal.status
         if is_order:
-            await self._record(trace, None, "refused")
+            await audit.record(self.s, trace, None, "refused")
         return dialect.refusal(refusal)
-
-    async def _record(self, trace: Trace, decoded: Decoded | None, decision: str) -> None:
-        s = self.s
-        trace.decision = decision if trace.decision != "replayed" else trace.decision
-        if decoded is not None:
-            trace.conversions = [
-                {
-                    "order_type": d.conversion.order_type.value,
-                    "limit_price": str(d.conversion.limit_price),
-                    "reference": str(d.conversion.reference),
-                    "ltp": "" if d.conversion.ltp is None else str(d.conversion.ltp),
-                    "band": str(d.conversion.band),
-                }
-                for d in decoded.docs
-                if d.conversion is not None
-            ]
-        s.metrics.child(
-            s.metrics.decisions, trace.dialect, "order", trace.decision, trace.reason or "ok"
-        ).inc()
-        record: dict[str, Any] = {"at": s.clock.now().isoformat(), **_trace_fields(trace)}
-        with contextlib.suppress(StoreUnavailable):  # the decision stands; the log is best effort
-            await s.store.audit(record)
-
-
-def _with_stored(headers: dict[str, str], stored: Mapping[str, str] | None) -> dict[str, str]:
-    """``headers`` with the stored credential's headers replacing any of the same name."""
-    if not stored:
-        return headers
-    names = {name.lower() for name in stored}
-    merged = {name: value for name, value in headers.items() if name.lower() not in names}
-    merged.update(stored)
-    return merged
-
-
-def _trace_fields(trace: Trace) -> dict[str, Any]:
-    return {name: getattr(trace, name) for name in Trace.__slots__}
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def refusal_json(refuse: Refuse) -> web.Response:
-    """The gateway's own envelope (SPEC §2): ``{"error": CODE, "message": …}``."""
-    return web.json_response(
-        {"error": refuse.reason.name, "message": refuse.message},
-        status=refuse.status,
-        dumps=lambda v: encode_json(v).decode(),
-    )
-
-
-def decode_object(body: bytes) -> Mapping[str, Any]:
-    value = decode_json(body)
-    if not isinstance(value, dict):
-        raise Refused(Reason.BAD_REQUEST, "the request body must be a JSON object")
-    return value

@@ -11,7 +11,7 @@ from rules.decisions import Reason, Refused
 from rules.tokens import analytics_expiry
 from rules.types import CredentialKind
 
-from ..pipeline import request_client_ip
+from ..edge import request_client_ip
 from ..services import token_hash
 from .common import gateway_error, json_response, new_credential, with_envelope
 from .tokens import login_session

@@ -18,7 +18,7 @@ from rules.types import CredentialKind, IPAddress, IPNetwork
 
 from ..codec import decode_json, encode_json
 from ..dialects.base import Token, bearer, single_header
-from ..pipeline import identify, read_body, request_client_ip
+from ..edge import identify, read_body, request_client_ip
 from ..services import SERVICES, Services
 from ..stores.base import Account, Snapshot, StoreUnavailable
 

@@ -17,7 +17,7 @@ from rules.sessions import Credential, session_expiry, slot_for
 from rules.types import CredentialKind, IPAddress
 
 from ..dialects import upstox
-from ..pipeline import read_body, request_client_ip
+from ..edge import read_body, request_client_ip
 from ..services import SERVICES, Services, token_hash
 from .common import (
     authenticated,

@@ -19,7 +19,7 @@ from rules.decisions import Reason, Refuse, Refused
 from rules.tokens import TOKEN_TYPES, parse_allowed_cidrs, parse_token_request
 from rules.types import CredentialKind
 
-from ..pipeline import request_client_ip
+from ..edge import request_client_ip
 from ..services import Services, token_hash
 from ..stores.base import ApiToken, Snapshot
 from .common import (

@@ -1,0 +1,65 @@
+"""The audit record of every order decision (SPEC §12): time, account, session id (never the
+token), client IP, route, decision and reason, the original and rewritten orders, the LTP and
+band used, the upstream's status and latency, and the outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .dialects.base import Decoded
+from .services import Services
+from .stores.base import StoreUnavailable
+
+
+@dataclass(slots=True)
+class Trace:
+    """What the audit log and metrics learn about one order-route request."""
+
+    dialect: str
+    method: str
+    path: str
+    client_ip: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    decision: str = "refused"
+    reason: str | None = None
+    status: int = 0
+    original: list[dict[str, Any]] = field(default_factory=list)
+    rewritten: list[dict[str, Any]] = field(default_factory=list)
+    conversions: list[dict[str, str]] = field(default_factory=list)
+    upstream_status: int | None = None
+    upstream_latency_ms: float | None = None
+    outcome: str | None = None
+    order_ids: list[str] = field(default_factory=list)
+    message: str | None = None
+
+
+async def record(services: Services, trace: Trace, decoded: Decoded | None, decision: str) -> None:
+    """Count the decision and append it to the audit log (best effort: the decision stands)."""
+    s = services
+    trace.decision = decision if trace.decision != "replayed" else trace.decision
+    if decoded is not None:
+        trace.conversions = [
+            {
+                "order_type": d.conversion.order_type.value,
+                "limit_price": str(d.conversion.limit_price),
+                "reference": str(d.conversion.reference),
+                "ltp": "" if d.conversion.ltp is None else str(d.conversion.ltp),
+                "band": str(d.conversion.band),
+            }
+            for d in decoded.docs
+            if d.conversion is not None
+        ]
+    s.metrics.child(
+        s.metrics.decisions, trace.dialect, "order", trace.decision, trace.reason or "ok"
+    ).inc()
+    entry: dict[str, Any] = {"at": s.clock.now().isoformat(), **_trace_fields(trace)}
+    with contextlib.suppress(StoreUnavailable):
+        await s.store.audit(entry)
+
+
+def _trace_fields(trace: Trace) -> dict[str, Any]:
+    return {name: getattr(trace, name) for name in Trace.__slots__}

@@ -1,0 +1,60 @@
+"""The request's edge facts, read once: who the client is, what it sent, which credential.
+
+Shared by the pipeline and the gateway's own endpoints.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rules.clientip import client_ip as resolve_client_ip
+from rules.decisions import Reason, Refused
+from rules.types import IPAddress
+
+from .dialects.base import Dialect, Token
+from .services import Services, token_hash
+from .stores.base import Snapshot, StaleSnapshot
+
+
+def request_client_ip(request: web.Request, services: Services) -> IPAddress:
+    """The client IP (SPEC §3): the TCP peer, or the forwarded chain behind trusted proxies."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return resolve_client_ip(
+        None if not peer else str(peer[0]),
+        forwarded=request.headers.getall("Forwarded", []),
+        x_forwarded_for=request.headers.getall("X-Forwarded-For", []),
+        trusted=services.config.server.trusted_proxies,
+    )
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise Refused(Reason.BODY_TOO_LARGE, f"request body over {limit} bytes")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise Refused(Reason.BODY_TOO_LARGE, f"request body over {limit} bytes") from exc
+
+
+async def identify(
+    services: Services, token: Token, dialect: Dialect | None = None, *, verify: bool = True
+) -> Snapshot:
+    """The credential's snapshot.  ``verify`` proves a cached snapshot current with a shared
+    store; the order path skips it because ``Store.admit`` proves it in the same round trip."""
+    snapshot = await services.store.snapshot(token_hash(token.value))
+    if snapshot is not None and verify:
+        try:
+            await services.store.verify(snapshot)
+        except StaleSnapshot:
+            snapshot = await services.store.snapshot(token_hash(token.value))
+    if snapshot is None or (
+        token.session_id is not None and token.session_id != snapshot.credential.session_id
+    ):
+        raise Refused(Reason.INVALID_TOKEN, "invalid or expired access token; log in again")
+    kind = snapshot.credential.kind
+    if dialect is not None and kind not in dialect.credential_kinds:
+        raise Refused(
+            Reason.INVALID_TOKEN,
+            f"{dialect.name} routes do not accept {kind.value} credentials; log in for a session",
+        )
+    return snapshot

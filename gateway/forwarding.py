@@ -1,0 +1,43 @@
+"""What the upstream learns about the account behind a request (SPEC §10).
+
+Either the gateway's identity headers (``X-Gateway-User-Id``, the session id and, with
+``upstream.shared_secret``, an HMAC signature over method, path, user id and timestamp), or,
+when the account has a stored upstream credential for the dialect, that credential instead: a
+real broker authenticates the account by it and never learns the gateway's ids.  Orders, read
+routes and the LTP fetched on an order's behalf all go through :func:`upstream_headers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .services import Services
+from .stores.base import Snapshot
+from .upstream import sign
+
+
+def upstream_headers(
+    services: Services,
+    snapshot: Snapshot,
+    dialect: str,
+    method: str,
+    path: str,
+    base: Mapping[str, str],
+) -> dict[str, str]:
+    """``base`` (already allowlisted) plus the account's identity for the upstream."""
+    stored = snapshot.account.upstream_auth.get(dialect)
+    if stored:
+        names = {name.lower() for name in stored}
+        headers = {name: value for name, value in base.items() if name.lower() not in names}
+        headers.update(stored)
+        return headers
+    headers = dict(base)
+    user_id = snapshot.account.user_id
+    headers["X-Gateway-User-Id"] = user_id
+    headers["X-Gateway-Session-Id"] = snapshot.credential.session_id
+    secret = services.config.upstream.shared_secret
+    if secret:
+        stamp = str(int(services.clock.now().timestamp()))
+        headers["X-Gateway-Timestamp"] = stamp
+        headers["X-Gateway-Signature"] = sign(secret, method, path, user_id, stamp)
+    return headers

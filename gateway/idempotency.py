@@ -1,0 +1,67 @@
+"""``Idempotency-Key`` on order routes (SPEC §10).
+
+A repeat with the same key and the same request returns the stored answer without a second
+upstream call; the same key with a different request gets 422; a repeat while the first is in
+flight gets 409.  The claim is written durably before the upstream call, scoped per account,
+and released again when the request is refused before it goes upstream (so the client can
+retry with the same key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from aiohttp import web
+
+from rules.decisions import Reason, Refused
+
+from .services import Services
+from .stores.base import IdempotencyRecord, Snapshot
+
+
+async def claim(
+    services: Services, request: web.Request, snapshot: Snapshot, body: bytes
+) -> IdempotencyRecord | web.Response | None:
+    """None without a key; the new claim; or the stored answer of the first request."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 0 < len(key) <= 255:
+        raise Refused(Reason.BAD_REQUEST, "Idempotency-Key must be 1 to 255 characters")
+    digest = hashlib.sha256(
+        b"\0".join((request.method.encode(), request.raw_path.encode(), body))
+    ).hexdigest()
+    record = IdempotencyRecord(user_id=snapshot.account.user_id, key=key, body_hash=digest)
+    existing = await services.store.begin_idempotent(record)
+    if existing is None:
+        return record
+    if existing.body_hash != digest:
+        raise Refused(
+            Reason.IDEMPOTENCY_MISMATCH, "this Idempotency-Key was used with a different request"
+        )
+    if existing.status is None:
+        raise Refused(Reason.CONFLICT, "a request with this Idempotency-Key is still in flight")
+    headers = dict(existing.headers)
+    headers["Idempotent-Replayed"] = "true"
+    return web.Response(status=existing.status, body=existing.body, headers=headers)
+
+
+async def release(services: Services, record: IdempotencyRecord | None) -> None:
+    if record is not None:
+        await services.store.release_idempotent(record)
+
+
+async def finish(services: Services, record: IdempotencyRecord, response: web.Response) -> None:
+    """Store the answer the client got, for repeats of the same request."""
+    await services.store.finish_idempotent(
+        IdempotencyRecord(
+            user_id=record.user_id,
+            key=record.key,
+            body_hash=record.body_hash,
+            status=response.status,
+            headers={
+                str(k): v for k, v in response.headers.items() if k.lower() != "content-length"
+            },
+            body=response.body if isinstance(response.body, bytes) else b"",
+        )
+    )
