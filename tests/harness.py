@@ -7,6 +7,9 @@ test proves that nothing reached the upstream.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -186,6 +189,24 @@ class Harness:
     async def push_ltp(self, prices: Mapping[str, Decimal | str | float]) -> None:
         reply = await self.admin("PUT", "/ltp", {k: str(v) for k, v in prices.items()})
         assert reply.status == 204, reply.body
+
+    async def cli(self, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+        """Run ``order-gateway --url <this gateway> ARGS`` as a process: (exit code, out, err)."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "--url",
+            self.url,
+            *args,
+            env={**os.environ, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate(stdin)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
 
     async def upstream_requests(self) -> list[dict[str, Any]]:
         async with self.client("127.0.0.1").get(self.paper_url + "/paper/requests") as resp:

@@ -33,7 +33,6 @@ set, ``app:<api_key>`` hash, ``cred:<token hash>`` hash and ``sid:<session>`` ->
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import itertools
@@ -69,6 +68,7 @@ from .base import (
     Store,
     StoreUnavailable,
 )
+from .flusher import BATCH, Flusher
 from .redis_scripts import Script, scripts
 
 __all__ = ["RedisStore"]
@@ -82,8 +82,6 @@ _ORDER_TTL_S = 7 * 86_400
 _IDEMPOTENCY_TTL_MS = 86_400_000
 _AUDIT_KEEP = 100_000
 _AUDIT_KEEP_PER_USER = 10_000
-_FLUSH_EVERY_S = 0.1
-_FLUSH_BATCH = 512
 
 
 def _ts(value: datetime | None) -> str:
@@ -227,8 +225,7 @@ class RedisStore(Store):
         self._orders: LRUCache[str, KnownOrder] = LRUCache(cache_size)
         self._members = (f"{secrets.token_hex(6)}:{n}" for n in itertools.count())
         self._pending_audit: list[tuple[str | None, bytes]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._flusher = Flusher(self._flush)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -284,14 +281,10 @@ class RedisStore(Store):
     async def start(self) -> None:
         # No ping: a gateway started while Redis is down answers 503 (and /readyz says why)
         # until it is back, rather than not starting.
-        self._flusher = asyncio.create_task(self._flush_forever())
+        self._flusher.start()
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        await self._flusher.stop()
         try:
             await self._flush()
         except StoreUnavailable as exc:
@@ -654,8 +647,8 @@ class RedisStore(Store):
         self._pending_audit.append(
             (None if user_id is None else str(user_id), orjson.dumps(record, default=str))
         )
-        if len(self._pending_audit) >= _FLUSH_BATCH:
-            self._wake.set()  # the flusher writes it; this request does not wait for Redis
+        if len(self._pending_audit) >= BATCH:
+            self._flusher.wake()  # the flusher writes it; this request does not wait for Redis
 
     async def audit_query(self, *, user_id: str | None, limit: int) -> Sequence[Mapping[str, Any]]:
         await self._flush()
@@ -690,11 +683,3 @@ class RedisStore(Store):
                 del self._pending_audit[:dropped]
                 log.error("redis unavailable: dropped the %d oldest audit records", dropped)
             raise
-
-    async def _flush_forever(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _FLUSH_EVERY_S)
-            self._wake.clear()
-            with contextlib.suppress(StoreUnavailable):
-                await self._flush()

@@ -42,6 +42,7 @@ from .base import (
     Store,
     StoreUnavailable,
 )
+from .flusher import BATCH, Flusher
 
 _T = TypeVar("_T")
 
@@ -95,9 +96,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS credentials_one_analytics ON credentials(user_
     WHERE kind = 'analytics' AND revoked = 0;
 """
 
-_FLUSH_EVERY_S = 0.1
-_FLUSH_BATCH = 512
-
 
 def _ts(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
@@ -138,9 +136,8 @@ class SQLiteStore(Store):
         self._limiters: dict[tuple[int, float], SlidingWindowLimiter] = {}
         self._pending_audit: list[tuple[str, str | None, bytes]] = []
         self._pending_orders: list[KnownOrder] = []
-        self._flusher: asyncio.Task[None] | None = None
         self._healthy = True
-        self._wake = asyncio.Event()
+        self._flusher = Flusher(self._flush_tick)
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -197,14 +194,10 @@ class SQLiteStore(Store):
 
     async def start(self) -> None:
         await self._run(self._connect)
-        self._flusher = asyncio.create_task(self._flush_forever())
+        self._flusher.start()
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        await self._flusher.stop()
         try:
             await self._flush()
         finally:
@@ -880,8 +873,8 @@ class SQLiteStore(Store):
                 orjson.dumps(record, default=str),
             )
         )
-        if len(self._pending_audit) >= _FLUSH_BATCH:
-            self._wake.set()  # the flusher writes it; this request does not wait for a commit
+        if len(self._pending_audit) >= BATCH:
+            self._flusher.wake()  # the flusher writes it; this request does not wait for a commit
 
     async def audit_query(self, *, user_id: str | None, limit: int) -> Sequence[Mapping[str, Any]]:
         await self._flush()
@@ -919,12 +912,7 @@ class SQLiteStore(Store):
             self._pending_orders[:0] = orders
             raise
 
-    async def _flush_forever(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _FLUSH_EVERY_S)
-            self._wake.clear()
-            with contextlib.suppress(StoreUnavailable):
-                if not self._healthy:
-                    await self.ping()  # a successful statement marks the store healthy again
-                await self._flush()
+    async def _flush_tick(self) -> None:
+        if not self._healthy:
+            await self.ping()  # a successful statement marks the store healthy again
+        await self._flush()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from typing import Any
 
 from gateway.services import SERVICES
@@ -119,19 +116,8 @@ async def test_order_routes_fail_closed_when_the_store_cannot_answer(gw: Harness
 
 
 async def cli(gw: Harness, *args: str) -> Any:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "--url",
-        gw.url,
-        *args,
-        env={**os.environ, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
+    code, out, err = await gw.cli(*args)
+    assert code == 0, err
     return json.loads(out)
 
 

@@ -4,9 +4,6 @@ its behalf; the admin API and the CLI set and clear it, and never show its value
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +11,7 @@ import pytest
 
 from ..conftest import GatewayFactory
 from ..gateway.stores.conftest import delete_prefix, redis_url, unique_prefix
-from ..harness import ADMIN_TOKEN, Harness, Login
+from ..harness import Harness, Login
 from .conftest import Kotak
 from .test_operations import cli
 
@@ -258,29 +255,10 @@ async def test_the_cli_sets_and_clears_a_credential(gw: Harness) -> None:
     assert second["x-gateway-user-id"] == trader.user_id
 
 
-async def run_cli(gw: Harness, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "--url",
-        gw.url,
-        *args,
-        env={**os.environ, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate(stdin)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 async def test_the_cli_reads_headers_from_stdin_and_never_prints_values(gw: Harness) -> None:
     trader = await gw.trader("127.0.0.2")
 
-    code, out, err = await run_cli(
-        gw,
+    code, out, err = await gw.cli(
         "upstream-auth",
         "set",
         trader.user_id,
@@ -307,7 +285,7 @@ async def test_the_cli_refuses_bad_header_lines_without_echoing_them(
     gw: Harness, lines: list[str]
 ) -> None:
     trader = await gw.trader("127.0.0.2")
-    code, _, err = await run_cli(gw, "upstream-auth", "set", trader.user_id, "upstox", *lines)
+    code, _, err = await gw.cli("upstream-auth", "set", trader.user_id, "upstox", *lines)
     assert code != 0
     assert "broker-access-token" not in err
     [view] = (await gw.admin("GET", "/accounts")).data["data"]
@@ -316,8 +294,8 @@ async def test_the_cli_refuses_bad_header_lines_without_echoing_them(
 
 async def test_the_cli_reports_the_gateways_refusal(gw: Harness) -> None:
     trader = await gw.trader("127.0.0.2")
-    code, _, err = await run_cli(
-        gw, "upstream-auth", "set", trader.user_id, "nse", f"Authorization: {BROKER}"
+    code, _, err = await gw.cli(
+        "upstream-auth", "set", trader.user_id, "nse", f"Authorization: {BROKER}"
     )
     assert code != 0 and "400" in err and "unknown dialect" in err
 

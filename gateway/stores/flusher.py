@@ -1,0 +1,49 @@
+"""Write-behind for the audit log and known orders, shared by the stores.
+
+Records are appended in memory on the request path and written in batches by one background
+task: every ``interval`` seconds, or at once when a batch fills up (``wake``), so no request
+ever waits for a commit.  A failed write keeps the batch for the next round (the store's
+``flush`` puts it back); ``stop`` leaves the final flush to the store's ``close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from .base import StoreUnavailable
+
+BATCH = 512  # records that wake the flusher before its interval is up
+INTERVAL_S = 0.1
+
+
+class Flusher:
+    def __init__(
+        self, flush: Callable[[], Awaitable[None]], *, interval: float = INTERVAL_S
+    ) -> None:
+        self._flush = flush
+        self._interval = interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            with contextlib.suppress(StoreUnavailable):
+                await self._flush()
