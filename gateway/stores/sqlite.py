@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -31,8 +30,9 @@ from rules.orders import KnownOrder
 from rules.ratelimit import SlidingWindowLimiter
 from rules.registry import Registration
 from rules.sessions import Credential
-from rules.types import CredentialKind, IPAddress, IPNetwork, Side
+from rules.types import CredentialKind, IPNetwork, Side
 
+from . import sqlite_schema as schema
 from .base import (
     Account,
     ApiToken,
@@ -45,82 +45,6 @@ from .base import (
 from .flusher import BATCH, Flusher
 
 _T = TypeVar("_T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (
-    user_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL,
-    parent_id TEXT REFERENCES accounts(user_id), algo_id TEXT,
-    upstream_auth TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS apps (
-    api_key TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES accounts(user_id),
-    secret_hash TEXT NOT NULL, created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS credentials (
-    session_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,
-    user_id TEXT NOT NULL REFERENCES accounts(user_id), kind TEXT NOT NULL,
-    created_ip TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
-    slot TEXT, allowed_cidrs TEXT NOT NULL DEFAULT '[]', revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS credentials_user ON credentials(user_id);
-CREATE TABLE IF NOT EXISTS slots (
-    user_id TEXT NOT NULL, slot TEXT NOT NULL, session_id TEXT NOT NULL,
-    PRIMARY KEY (user_id, slot)
-);
-CREATE TABLE IF NOT EXISTS registrations (
-    user_id TEXT PRIMARY KEY REFERENCES accounts(user_id),
-    primary_ip TEXT, secondary_ip TEXT, primary_updated_at TEXT, secondary_updated_at TEXT,
-    changed_at TEXT, version INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS orders (
-    order_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, instrument_key TEXT NOT NULL,
-    side TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS idempotency (
-    user_id TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL, status INTEGER,
-    headers TEXT NOT NULL DEFAULT '{}', body BLOB NOT NULL DEFAULT x'',
-    PRIMARY KEY (user_id, key)
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, user_id TEXT, record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_user ON audit(user_id, id);
-CREATE TABLE IF NOT EXISTS api_tokens (
-    lookup_id TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL UNIQUE REFERENCES credentials(session_id),
-    user_id TEXT NOT NULL REFERENCES accounts(user_id), name TEXT NOT NULL, kind TEXT NOT NULL,
-    created_at TEXT NOT NULL, last_updated_at TEXT NOT NULL, revoked_at TEXT
-);
-CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens(user_id);
-CREATE UNIQUE INDEX IF NOT EXISTS credentials_one_analytics ON credentials(user_id)
-    WHERE kind = 'analytics' AND revoked = 0;
-"""
-
-
-def _ts(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
-
-
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def _cidrs(nets: Sequence[IPNetwork]) -> str:
-    return orjson.dumps([str(n) for n in nets]).decode()
-
-
-def _ip(value: str | None) -> IPAddress | None:
-    return None if value is None else ipaddress.ip_address(value)
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a database written by an older gateway up to this schema, keeping its rows."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(accounts)")}
-    if "upstream_auth" not in columns:
-        db.execute("ALTER TABLE accounts ADD COLUMN upstream_auth TEXT NOT NULL DEFAULT '{}'")
-
-
-_ACCOUNT_COLUMNS = "user_id, name, created_at, parent_id, algo_id, upstream_auth"
 
 
 class SQLiteStore(Store):
@@ -152,8 +76,8 @@ class SQLiteStore(Store):
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(_SCHEMA)
-            _migrate(db)
+            db.executescript(schema.SCHEMA)
+            schema.migrate(db)
         except BaseException:
             db.close()
             raise
@@ -215,11 +139,11 @@ class SQLiteStore(Store):
         def write() -> None:
             try:
                 self._conn.execute(
-                    f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    f"INSERT INTO accounts ({schema.ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
                     (
                         account.user_id,
                         account.name,
-                        _ts(account.created_at),
+                        schema.ts(account.created_at),
                         account.parent_id,
                         account.algo_id,
                         orjson.dumps(account.upstream_auth).decode(),
@@ -232,40 +156,20 @@ class SQLiteStore(Store):
         self._accounts[account.user_id] = account
         return account
 
-    def _read_account(self, user_id: str) -> Account | None:
-        row = self._conn.execute(
-            f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE user_id = ?",  # noqa: S608
-            (user_id,),
-        ).fetchone()
-        return None if row is None else self._account_row(row)
-
-    @staticmethod
-    def _account_row(row: Sequence[Any]) -> Account:
-        created = _dt(row[2])
-        assert created is not None
-        return Account(
-            user_id=row[0],
-            name=row[1],
-            created_at=created,
-            parent_id=row[3],
-            algo_id=row[4],
-            upstream_auth=orjson.loads(row[5]),
-        )
-
     async def get_account(self, user_id: str) -> Account | None:
         if user_id in self._accounts:
             return self._accounts[user_id]
-        account = await self._run(self._read_account, user_id)
+        account = await self._run(schema.read_account, self._conn, user_id)
         self._accounts[user_id] = account
         return account
 
     async def list_accounts(self) -> Sequence[Account]:
         rows = await self._run(
             lambda: self._conn.execute(
-                f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY user_id"  # noqa: S608
+                f"SELECT {schema.ACCOUNT_COLUMNS} FROM accounts ORDER BY user_id"  # noqa: S608
             ).fetchall()
         )
-        return [self._account_row(row) for row in rows]
+        return [schema.account_row(row) for row in rows]
 
     async def set_upstream_auth(
         self, user_id: str, dialect: str, headers: Mapping[str, str] | None
@@ -295,7 +199,7 @@ class SQLiteStore(Store):
         await self._run(
             lambda: self._conn.execute(
                 "INSERT INTO apps (api_key, user_id, secret_hash, created_at) VALUES (?, ?, ?, ?)",
-                (app.api_key, app.user_id, app.secret_hash, _ts(app.created_at)),
+                (app.api_key, app.user_id, app.secret_hash, schema.ts(app.created_at)),
             )
         )
         return app
@@ -309,7 +213,7 @@ class SQLiteStore(Store):
         )
         if row is None:
             return None
-        created = _dt(row[3])
+        created = schema.dt(row[3])
         assert created is not None
         return App(api_key=row[0], user_id=row[1], secret_hash=row[2], created_at=created)
 
@@ -320,7 +224,7 @@ class SQLiteStore(Store):
 
         def write() -> None:
             with self._tx() as db:
-                self._insert_credential(db, c, token_hash)
+                schema.insert_credential(db, c, token_hash)
                 if c.slot is not None:
                     db.execute(
                         "INSERT INTO slots (user_id, slot, session_id) VALUES (?, ?, ?)"
@@ -334,76 +238,11 @@ class SQLiteStore(Store):
         self._slots.pop(c.user_id, None)
         return c
 
-    @staticmethod
-    def _insert_credential(db: sqlite3.Connection, c: Credential, token_hash: str) -> None:
-        db.execute(
-            "INSERT INTO credentials (session_id, token_hash, user_id, kind, created_ip,"
-            " created_at, expires_at, slot, allowed_cidrs, revoked)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-            (
-                c.session_id,
-                token_hash,
-                c.user_id,
-                c.kind.value,
-                str(c.created_ip),
-                _ts(c.created_at),
-                _ts(c.expires_at),
-                c.slot,
-                _cidrs(c.allowed_cidrs),
-            ),
-        )
-
-    def _read_credential(self, token_hash: str) -> Credential | None:
-        row = self._conn.execute(
-            "SELECT session_id, user_id, kind, created_ip, created_at, expires_at, slot,"
-            " allowed_cidrs, revoked FROM credentials WHERE token_hash = ?",
-            (token_hash,),
-        ).fetchone()
-        if row is None:
-            return None
-        created, expires = _dt(row[4]), _dt(row[5])
-        assert created is not None
-        assert expires is not None
-        return Credential(
-            session_id=row[0],
-            user_id=row[1],
-            kind=CredentialKind(row[2]),
-            created_ip=ipaddress.ip_address(row[3]),
-            created_at=created,
-            expires_at=expires,
-            slot=row[6],
-            allowed_cidrs=tuple(ipaddress.ip_network(n) for n in orjson.loads(row[7])),
-            revoked=bool(row[8]),
-        )
-
-    def _read_registration(self, user_id: str) -> Registration:
-        row = self._conn.execute(
-            "SELECT primary_ip, secondary_ip, primary_updated_at, secondary_updated_at,"
-            " changed_at, version FROM registrations WHERE user_id = ?",
-            (user_id,),
-        ).fetchone()
-        if row is None:
-            return Registration()
-        return Registration(
-            primary=_ip(row[0]),
-            secondary=_ip(row[1]),
-            primary_updated_at=_dt(row[2]),
-            secondary_updated_at=_dt(row[3]),
-            changed_at=_dt(row[4]),
-            version=row[5],
-        )
-
-    def _read_slots(self, user_id: str) -> dict[str, str]:
-        rows = self._conn.execute(
-            "SELECT slot, session_id FROM slots WHERE user_id = ?", (user_id,)
-        ).fetchall()
-        return {slot: session_id for slot, session_id in rows}
-
     async def snapshot(self, token_hash: str) -> Snapshot | None:
         if token_hash in self._credentials:
             credential = self._credentials[token_hash]
         else:
-            credential = await self._run(self._read_credential, token_hash)
+            credential = await self._run(schema.read_credential, self._conn, token_hash)
             self._credentials[token_hash] = credential
         if credential is None:
             return None
@@ -413,11 +252,11 @@ class SQLiteStore(Store):
         owner = account.parent_id or account.user_id
         registration = self._registrations.get(owner)
         if registration is None:
-            registration = await self._run(self._read_registration, owner)
+            registration = await self._run(schema.read_registration, self._conn, owner)
             self._registrations[owner] = registration
         slots = self._slots.get(account.user_id)
         if slots is None:
-            slots = await self._run(self._read_slots, account.user_id)
+            slots = await self._run(schema.read_slots, self._conn, account.user_id)
             self._slots[account.user_id] = slots
         return Snapshot(credential, account, registration, slots)
 
@@ -436,21 +275,11 @@ class SQLiteStore(Store):
     async def revoke_account(self, user_id: str) -> int:
         def write() -> int:
             with self._tx() as db:
-                return self._revoke_accounts(db, [user_id])
+                return schema.revoke_accounts(db, [user_id])
 
         count = await self._run(write)
         self._forget_accounts({user_id})
         return count
-
-    @staticmethod
-    def _revoke_accounts(db: sqlite3.Connection, user_ids: Sequence[str]) -> int:
-        marks = ",".join("?" * len(user_ids))
-        cur = db.execute(
-            f"UPDATE credentials SET revoked = 1 WHERE revoked = 0 AND user_id IN ({marks})",  # noqa: S608
-            tuple(user_ids),
-        )
-        db.execute(f"DELETE FROM slots WHERE user_id IN ({marks})", tuple(user_ids))  # noqa: S608
-        return cur.rowcount
 
     def _forget_credentials(self, match: Callable[[Credential], bool]) -> None:
         stale = [h for h, c in self._credentials.items() if c is not None and match(c)]
@@ -466,44 +295,12 @@ class SQLiteStore(Store):
 
     # API tokens and the analytics token -----------------------------------------------
 
-    _METADATA_SELECT = (
-        "SELECT t.lookup_id, t.session_id, t.user_id, t.name, t.kind, c.allowed_cidrs,"
-        " t.created_at, c.expires_at, t.last_updated_at, t.revoked_at, c.revoked"
-        " FROM api_tokens t JOIN credentials c ON c.session_id = t.session_id"
-    )
-
-    @staticmethod
-    def _token_row(row: Sequence[Any]) -> ApiToken:
-        created, expiry, updated = _dt(row[6]), _dt(row[7]), _dt(row[8])
-        assert created is not None
-        assert expiry is not None
-        assert updated is not None
-        return ApiToken(
-            lookup_id=row[0],
-            token_id=row[1],
-            user_id=row[2],
-            name=row[3],
-            kind=row[4],
-            allowed_cidrs=tuple(ipaddress.ip_network(n) for n in orjson.loads(row[5])),
-            created_at=created,
-            expiry_at=expiry,
-            last_updated_at=updated,
-            revoked_at=_dt(row[9]),
-        )
-
-    def _read_token(self, user_id: str, lookup_id: str) -> tuple[ApiToken, bool] | None:
-        row = self._conn.execute(
-            self._METADATA_SELECT + " WHERE t.user_id = ? AND t.lookup_id = ?",
-            (user_id, lookup_id),
-        ).fetchone()
-        return None if row is None else (self._token_row(row), bool(row[10]))
-
     async def create_api_token(
         self, token: ApiToken, credential: Credential, token_hash: str
     ) -> ApiToken:
         def write() -> None:
             with self._tx() as db:
-                self._insert_credential(db, credential, token_hash)
+                schema.insert_credential(db, credential, token_hash)
                 db.execute(
                     "INSERT INTO api_tokens (lookup_id, session_id, user_id, name, kind,"
                     " created_at, last_updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -513,8 +310,8 @@ class SQLiteStore(Store):
                         token.user_id,
                         token.name,
                         token.kind,
-                        _ts(token.created_at),
-                        _ts(token.last_updated_at),
+                        schema.ts(token.created_at),
+                        schema.ts(token.last_updated_at),
                     ),
                 )
 
@@ -531,15 +328,15 @@ class SQLiteStore(Store):
                     "UPDATE api_tokens SET revoked_at = ?, last_updated_at = ?"
                     " WHERE user_id = ? AND revoked_at IS NULL AND session_id IN"
                     " (SELECT session_id FROM credentials WHERE user_id = ? AND revoked = 1)",
-                    (_ts(now), _ts(now), user_id, user_id),
+                    (schema.ts(now), schema.ts(now), user_id, user_id),
                 )
-                sql = self._METADATA_SELECT + " WHERE t.user_id = ?"
+                sql = schema.METADATA_SELECT + " WHERE t.user_id = ?"
                 args: tuple[str, ...] = (user_id,)
                 if kind is not None:
                     sql, args = sql + " AND t.kind = ?", (*args, kind)
                 return db.execute(sql + " ORDER BY t.created_at, t.rowid", args).fetchall()
 
-        tokens = [self._token_row(row) for row in await self._run(read)]
+        tokens = [schema.token_row(row) for row in await self._run(read)]
         if with_invalid:
             return tokens
         return [t for t in tokens if t.revoked_at is None and now < t.expiry_at]
@@ -549,7 +346,7 @@ class SQLiteStore(Store):
     ) -> ApiToken | None:
         def write() -> ApiToken | None:
             with self._tx() as db:
-                found = self._read_token(user_id, lookup_id)
+                found = schema.read_token(self._conn, user_id, lookup_id)
                 if found is None:
                     return None
                 token, _ = found
@@ -560,7 +357,7 @@ class SQLiteStore(Store):
                     db.execute(
                         "UPDATE api_tokens SET revoked_at = ?, last_updated_at = ?"
                         " WHERE lookup_id = ?",
-                        (_ts(now), _ts(now), lookup_id),
+                        (schema.ts(now), schema.ts(now), lookup_id),
                     )
                     return replace(token, revoked_at=now, last_updated_at=now)
                 return token
@@ -575,7 +372,7 @@ class SQLiteStore(Store):
     ) -> ApiToken | None:
         def write() -> ApiToken | None:
             with self._tx() as db:
-                found = self._read_token(user_id, lookup_id)
+                found = schema.read_token(self._conn, user_id, lookup_id)
                 if found is None:
                     return None
                 token, revoked = found
@@ -586,11 +383,11 @@ class SQLiteStore(Store):
                     )
                 db.execute(
                     "UPDATE credentials SET allowed_cidrs = ? WHERE session_id = ?",
-                    (_cidrs(cidrs), token.token_id),
+                    (schema.cidrs(cidrs), token.token_id),
                 )
                 db.execute(
                     "UPDATE api_tokens SET last_updated_at = ? WHERE lookup_id = ?",
-                    (_ts(now), lookup_id),
+                    (schema.ts(now), lookup_id),
                 )
                 return replace(token, allowed_cidrs=cidrs, last_updated_at=now)
 
@@ -610,7 +407,7 @@ class SQLiteStore(Store):
                     " WHERE user_id = ? AND kind = 'analytics' AND revoked = 0",
                     (c.user_id,),
                 ).fetchall():
-                    expiry = _dt(expires)
+                    expiry = schema.dt(expires)
                     assert expiry is not None
                     if c.created_at < expiry:
                         raise Refused(
@@ -621,7 +418,7 @@ class SQLiteStore(Store):
                     db.execute(
                         "UPDATE credentials SET revoked = 1 WHERE session_id = ?", (session_id,)
                     )
-                self._insert_credential(db, c, token_hash)
+                schema.insert_credential(db, c, token_hash)
 
         await self._run(write)
         self._forget_credentials(
@@ -662,14 +459,14 @@ class SQLiteStore(Store):
     # registry ---------------------------------------------------------------------------
 
     async def get_registration(self, user_id: str) -> Registration:
-        return await self._run(self._read_registration, user_id)
+        return await self._run(schema.read_registration, self._conn, user_id)
 
     async def apply_ip_change(
         self, user_id: str, new: Registration, *, expected_version: int
     ) -> None:
         def write() -> list[str]:
             with self._tx() as db:
-                current = self._read_registration(user_id)
+                current = schema.read_registration(self._conn, user_id)
                 if current.version != expected_version:
                     raise Refused(
                         Reason.CONCURRENT_UPDATE,
@@ -710,13 +507,13 @@ class SQLiteStore(Store):
                         # Stored canonical, so uniqueness never compares raw strings (SPEC §4).
                         None if new.primary is None else str(canonical(new.primary)),
                         None if new.secondary is None else str(canonical(new.secondary)),
-                        _ts(new.primary_updated_at),
-                        _ts(new.secondary_updated_at),
-                        _ts(new.changed_at),
+                        schema.ts(new.primary_updated_at),
+                        schema.ts(new.secondary_updated_at),
+                        schema.ts(new.changed_at),
                         new.version,
                     ),
                 )
-                self._revoke_accounts(db, family)
+                schema.revoke_accounts(db, family)
                 return family
 
         family = await self._run(write)
@@ -727,18 +524,18 @@ class SQLiteStore(Store):
     async def family_members(self, parent_id: str) -> Sequence[Account]:
         rows = await self._run(
             lambda: self._conn.execute(
-                f"SELECT {_ACCOUNT_COLUMNS} FROM accounts"  # noqa: S608
+                f"SELECT {schema.ACCOUNT_COLUMNS} FROM accounts"  # noqa: S608
                 " WHERE parent_id = ? ORDER BY user_id",
                 (parent_id,),
             ).fetchall()
         )
-        return [self._account_row(row) for row in rows]
+        return [schema.account_row(row) for row in rows]
 
     async def add_family_member(self, parent_id: str, member_id: str, *, max_members: int) -> None:
         def write() -> None:
             with self._tx() as db:
-                parent = self._read_account(parent_id)
-                member = self._read_account(member_id)
+                parent = schema.read_account(self._conn, parent_id)
+                member = schema.read_account(self._conn, member_id)
                 if parent is None or member is None:
                     raise Refused(
                         Reason.NOT_FOUND, f"no account {member_id if parent else parent_id}"
@@ -769,7 +566,7 @@ class SQLiteStore(Store):
                 db.execute("DELETE FROM registrations WHERE user_id = ?", (member_id,))
                 # The member now trades from the parent's IPs: its old sessions were bound
                 # to its own registration, so they end here.
-                self._revoke_accounts(db, [member_id])
+                schema.revoke_accounts(db, [member_id])
 
         await self._run(write)
         self._forget_accounts({member_id})
@@ -782,7 +579,7 @@ class SQLiteStore(Store):
                     (member_id, parent_id),
                 )
                 if cur.rowcount:
-                    self._revoke_accounts(db, [member_id])
+                    schema.revoke_accounts(db, [member_id])
                 return cur.rowcount > 0
 
         removed = await self._run(write)
