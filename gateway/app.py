@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -101,7 +102,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
-    return json_response({"status": "ok"})
+    # the pid tells an operator which worker of `serve --workers N` answered
+    return json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def readyz(request: web.Request) -> web.StreamResponse:

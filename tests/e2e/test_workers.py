@@ -1,0 +1,263 @@
+"""``serve --workers N`` (SPEC §11): the real process and its workers on one port
+(SO_REUSEPORT), sharing state through the Redis store, in front of the paper broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from ..gateway.stores.conftest import delete_prefix, redis_url, unique_prefix
+from .test_quickstart import ROOT, free_port
+
+ADMIN = {"Authorization": "Bearer workers-admin"}
+LIMIT_ORDER = {
+    "quantity": 1,
+    "product": "D",
+    "validity": "DAY",
+    "price": 1400,
+    "tag": "workers",
+    "instrument_token": "NSE_EQ|INE002A01018",
+    "order_type": "LIMIT",
+    "transaction_type": "BUY",
+    "disclosed_quantity": 0,
+    "trigger_price": 0,
+    "is_amo": False,
+}
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """The environment without the developer's own GATEWAY_* settings, plus ``values``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return {**env, "GATEWAY_ADMIN_TOKEN": "workers-admin", **values}
+
+
+def fresh() -> aiohttp.ClientSession:
+    """A client that opens a new connection per request, so the kernel picks a worker each
+    time (SO_REUSEPORT spreads connections, not requests)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def serve(env: dict[str, str], *args: str, cwd: Path = ROOT) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+@dataclass
+class Served:
+    process: asyncio.subprocess.Process
+    url: str
+
+    async def stop(self) -> tuple[int, str]:
+        """SIGTERM to the parent; its exit code and everything it (and its workers) logged."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            _, err = await asyncio.wait_for(self.process.communicate(), 18)
+        except TimeoutError:
+            self.process.kill()
+            _, err = await self.process.communicate()
+        assert self.process.returncode is not None
+        return self.process.returncode, err.decode()
+
+    async def worker_pids(self) -> set[int]:
+        """Every worker's pid, seen through ``/healthz`` over fresh connections."""
+        pids: set[int] = set()
+        deadline = time.monotonic() + 15
+        async with fresh() as client:
+            while len(pids) < 2 and time.monotonic() < deadline:
+                async with client.get(f"{self.url}/healthz") as resp:
+                    body = await resp.json()
+                    assert resp.status == 200 and body["status"] == "ok", body
+                    pids.add(body["pid"])
+                await asyncio.sleep(0.02)
+        return pids
+
+
+@pytest.fixture
+async def two_workers(paper: TestServer) -> AsyncIterator[Served]:
+    """``serve --workers 2`` on a Redis prefix of its own (deleted after), upstream the paper
+    broker; answered once the parent serves ``/healthz``."""
+    prefix = unique_prefix()
+    port = free_port()
+    upstream = str(paper.make_url("")).rstrip("/")
+    env = clean_env(
+        GATEWAY_SERVER_PORT=str(port),
+        GATEWAY_STORE_URL=redis_url(prefix),
+        GATEWAY_UPSTREAM_UPSTOX=upstream,
+    )
+    served = Served(await serve(env, "--workers", "2"), f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 15
+        async with aiohttp.ClientSession() as client:
+            while True:
+                assert served.process.returncode is None, await served.stop()
+                assert time.monotonic() < deadline, "the gateway did not start"
+                try:
+                    async with client.get(f"{served.url}/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        yield served
+    finally:
+        await served.stop()
+        await delete_prefix(prefix)
+
+
+@pytest.mark.redis
+async def test_fresh_connections_reach_both_workers(two_workers: Served) -> None:
+    pids = await two_workers.worker_pids()
+
+    assert len(pids) == 2
+    assert two_workers.process.pid in pids  # the parent is worker 0
+
+
+@pytest.mark.redis
+async def test_the_rate_window_is_shared_by_the_workers(
+    two_workers: Served, paper: TestServer
+) -> None:
+    gw = two_workers.url
+    async with fresh() as client:
+
+        async def call(method: str, path: str, **kw: Any) -> tuple[int, Any]:
+            async with client.request(method, gw + path, **kw) as resp:
+                return resp.status, await resp.json()
+
+        status, _ = await call(
+            "POST", "/admin/v1/accounts", json={"user_id": "W1", "name": "W"}, headers=ADMIN
+        )
+        assert status == 201
+        status, app = await call("POST", "/admin/v1/accounts/W1/apps", headers=ADMIN)
+        assert status == 201, app
+        _, login = await call("POST", "/gateway/v1/session", json=app)
+        bearer = {"Authorization": f"Bearer {login['data']['access_token']}"}
+        status, _ = await call(
+            "PUT", "/v2/user/ip", json={"primary_ip": "127.0.0.1"}, headers=bearer
+        )
+        assert status == 200
+        status, login = await call("POST", "/gateway/v1/session", json=app)
+        assert status == 200, login
+        bearer = {"Authorization": f"Bearer {login['data']['access_token']}"}
+
+        # 11 orders at once, each on its own connection: whichever worker takes each one,
+        # the second's window is the same Redis key.
+        replies = await asyncio.gather(
+            *(call("POST", "/v2/order/place", json=LIMIT_ORDER, headers=bearer) for _ in range(11))
+        )
+
+    statuses = sorted(status for status, _ in replies)
+    assert statuses == [200] * 10 + [429], replies
+    refused = next(body for status, body in replies if status == 429)
+    assert refused["errors"][0]["error_code"] == "UDAPI10005"
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(paper.make_url("/paper/orders")) as resp,
+    ):
+        assert len((await resp.json())["orders"]) == 10
+
+
+@pytest.mark.redis
+async def test_sigterm_stops_every_worker_and_the_parent_exits_0(two_workers: Served) -> None:
+    children = await two_workers.worker_pids() - {two_workers.process.pid}
+    assert len(children) == 1
+
+    code, err = await two_workers.stop()
+
+    assert code == 0, err
+    assert "draining" in err
+    assert "worker shutting down" in err  # the child got the forwarded signal and drained
+    assert all(gone(pid) for pid in children)
+
+
+@pytest.mark.redis
+async def test_a_dead_worker_is_logged_not_restarted_and_the_others_keep_serving(
+    two_workers: Served,
+) -> None:
+    (child,) = await two_workers.worker_pids() - {two_workers.process.pid}
+    os.kill(child, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not gone(child):  # the parent reaps it
+        assert time.monotonic() < deadline, "the killed worker was not reaped"
+        await asyncio.sleep(0.05)
+
+    async with fresh() as client:
+        for _ in range(10):
+            async with client.get(f"{two_workers.url}/healthz") as resp:
+                assert (await resp.json())["pid"] == two_workers.process.pid
+
+    code, err = await two_workers.stop()
+    assert f"(pid {child}) exited unexpectedly" in err
+    assert err.count("worker 1 started") == 1
+    assert code == 1  # not every worker exited cleanly
+
+
+@pytest.mark.parametrize(
+    ("store", "upstream", "args", "message"),
+    [
+        pytest.param(
+            None,
+            "http://127.0.0.1:9",
+            ("--workers", "2"),
+            "one SQLite file belongs to one process; several workers need store.url = redis://",
+            id="sqlite",
+        ),
+        pytest.param(
+            "redis://127.0.0.1:6379/15?prefix=never-used:",
+            None,
+            ("--workers", "2"),
+            "no upstream is configured",
+            id="no-upstream",
+        ),
+        pytest.param(
+            "redis://127.0.0.1:6379/15?prefix=never-used:",
+            "http://127.0.0.1:9",
+            ("--workers", "0"),
+            "--workers: must be an integer >= 1",
+            id="zero",
+        ),
+    ],
+)
+async def test_workers_refuse_to_start_without_what_they_need(
+    tmp_path: Path, store: str | None, upstream: str | None, args: tuple[str, ...], message: str
+) -> None:
+    values = {"GATEWAY_SERVER_PORT": str(free_port())}
+    if store is not None:
+        values["GATEWAY_STORE_URL"] = store
+    if upstream is not None:
+        values["GATEWAY_UPSTREAM_UPSTOX"] = upstream
+    process = await serve(clean_env(**values), *args, cwd=tmp_path)
+
+    _, err = await asyncio.wait_for(process.communicate(), 15)
+
+    assert process.returncode == 2, err.decode()
+    assert message in err.decode()
+    assert not os.listdir(tmp_path)  # nothing started: not even the SQLite file
