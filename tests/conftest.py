@@ -12,6 +12,7 @@ from gateway.clock import FakeClock
 from gateway.config import load_config
 from gateway.paper.app import create_paper_app
 
+from .gateway.stores.conftest import delete_prefix, redis_url, unique_prefix
 from .harness import ADMIN_TOKEN, Harness
 
 GatewayFactory = Callable[..., Awaitable[Harness]]
@@ -55,6 +56,19 @@ async def make_gateway(
     yield factory
     for harness in harnesses:
         await harness.close()
+
+
+@pytest.fixture
+async def redis_store_url() -> AsyncIterator[str]:
+    """A Redis store URL under a key prefix of the test's own, deleted at teardown.
+
+    Request it before ``make_gateway`` (``def pair(redis_store_url, make_gateway)``): fixtures
+    are torn down in reverse, so the gateways close (and flush their audit buffers) first and
+    the prefix is deleted after them, leaving nothing behind.
+    """
+    prefix = unique_prefix()
+    yield redis_url(prefix)
+    await delete_prefix(prefix)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +11,6 @@ import pytest
 from gateway.clock import FakeClock
 
 from ..conftest import GatewayFactory
-from ..gateway.stores.conftest import delete_prefix, redis_url, unique_prefix
 from ..harness import Harness
 
 pytestmark = pytest.mark.redis
@@ -21,18 +19,10 @@ LIMIT: dict[str, Any] = {"order_type": "LIMIT", "price": 1400}
 
 
 @pytest.fixture
-async def store_url() -> AsyncIterator[str]:
-    """A Redis prefix of the test's own, deleted after both gateways have closed."""
-    prefix = unique_prefix()
-    yield redis_url(prefix)
-    await delete_prefix(prefix)
-
-
-@pytest.fixture
-async def pair(store_url: str, make_gateway: GatewayFactory) -> tuple[Harness, Harness]:
+async def pair(redis_store_url: str, make_gateway: GatewayFactory) -> tuple[Harness, Harness]:
     """Gateways A and B: two apps, two in-process caches, one store."""
-    a = await make_gateway(store_url=store_url, rules_ip_change="calendar_week")
-    b = await make_gateway(store_url=store_url, rules_ip_change="calendar_week")
+    a = await make_gateway(store_url=redis_store_url, rules_ip_change="calendar_week")
+    b = await make_gateway(store_url=redis_store_url, rules_ip_change="calendar_week")
     return a, b
 
 

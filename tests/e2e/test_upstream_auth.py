@@ -4,13 +4,11 @@ its behalf; the admin API and the CLI set and clear it, and never show its value
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from ..conftest import GatewayFactory
-from ..gateway.stores.conftest import delete_prefix, redis_url, unique_prefix
 from ..harness import Harness, Login
 from .conftest import Kotak
 from .test_operations import cli
@@ -304,12 +302,10 @@ async def test_the_cli_reports_the_gateways_refusal(gw: Harness) -> None:
 
 
 @pytest.fixture
-async def pair(make_gateway: GatewayFactory) -> AsyncIterator[tuple[Harness, Harness]]:
-    prefix = unique_prefix()
-    a = await make_gateway(store_url=redis_url(prefix))
-    b = await make_gateway(store_url=redis_url(prefix))
-    yield a, b
-    await delete_prefix(prefix)
+async def pair(redis_store_url: str, make_gateway: GatewayFactory) -> tuple[Harness, Harness]:
+    a = await make_gateway(store_url=redis_store_url)
+    b = await make_gateway(store_url=redis_store_url)
+    return a, b
 
 
 @pytest.mark.redis
