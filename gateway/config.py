@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rules.grid import Grid, default_grid, parse_grid
@@ -355,6 +355,8 @@ def _store_url(value: str) -> str:
             ok = bool(urlsplit(value).hostname)
         except ValueError:
             ok = False
+        if ok:
+            redis_url_parts(value)  # an empty key prefix fails here, naming the key
     else:
         ok = False
     if not ok:
@@ -362,6 +364,18 @@ def _store_url(value: str) -> str:
             f"store.url must be sqlite:///path or redis://host:port/db, got {_redact(value)!r}"
         )
     return value
+
+
+def redis_url_parts(url: str) -> tuple[str, str]:
+    """``redis://host:port/db?prefix=x`` -> (the URL redis-py is given, the key prefix)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for name, value in query if name == "prefix"]
+    prefix = prefixes[-1] if prefixes else "og:"
+    if not prefix:
+        raise ConfigError("store.url: prefix must not be empty")
+    rest = urlencode([(name, value) for name, value in query if name != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
 
 
 def _redact(url: str) -> str:

@@ -42,7 +42,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 import redis.asyncio as aioredis
@@ -58,6 +57,7 @@ from rules.registry import Registration
 from rules.sessions import Credential
 from rules.types import CredentialKind, IPAddress, IPNetwork, Side
 
+from ..config import redis_url_parts
 from .base import (
     Account,
     ApiToken,
@@ -193,18 +193,6 @@ async def _execute(client: aioredis.Redis, *args: Any) -> Any:
     return await client.execute_command(*args)  # type: ignore[no-untyped-call]
 
 
-def parse_url(url: str) -> tuple[str, str]:
-    """``redis://host:port/db?prefix=x`` -> (the URL redis-py is given, the key prefix)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefixes = [value for name, value in query if name == "prefix"]
-    prefix = prefixes[-1] if prefixes else "og:"
-    if not prefix:
-        raise ValueError("store.url: prefix must not be empty")
-    rest = urlencode([(name, value) for name, value in query if name != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefix
-
-
 class RedisStore(Store):
     def __init__(
         self,
@@ -230,7 +218,7 @@ class RedisStore(Store):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
         """``options`` go to redis-py (a test passes ``connection_class``)."""
-        target, prefix = parse_url(url)
+        target, prefix = redis_url_parts(url)
         options.setdefault("socket_connect_timeout", 1.0)
         options.setdefault("socket_timeout", 1.0)
         # One quick reconnect for a pooled connection the server dropped; then fail closed.

@@ -293,6 +293,7 @@ BAD_ENV = [
     ("GATEWAY_STORE_URL", "sqlite://gateway.db", "store.url"),
     ("GATEWAY_STORE_URL", "sqlite:///", "store.url"),
     ("GATEWAY_STORE_URL", "redis://", "store.url"),
+    ("GATEWAY_STORE_URL", "redis://127.0.0.1:6379/0?prefix=", "store.url"),
     ("GATEWAY_UPSTREAM_UPSTOX", "ftp://127.0.0.1:9000", "upstream.upstox"),
     ("GATEWAY_UPSTREAM_KOTAK", "127.0.0.1:9000", "upstream.kotak"),
     ("GATEWAY_UPSTREAM_PARADEX", "http://", "upstream.paradex"),

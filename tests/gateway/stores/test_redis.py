@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.config import redis_url_parts as parse_url
 from gateway.stores.base import ApiToken, Snapshot, StaleSnapshot, StoreUnavailable
-from gateway.stores.redis import RedisStore, parse_url
+from gateway.stores.redis import RedisStore
 from rules.decisions import Refused
 from rules.orders import KnownOrder
 from rules.ratelimit import SlidingWindowLimiter
