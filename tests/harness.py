@@ -8,6 +8,7 @@ test proves that nothing reached the upstream.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import uuid
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp.test_utils import TestServer
@@ -41,6 +43,33 @@ def market_order(**overrides: Any) -> dict[str, Any]:
     }
     order.update(overrides)
     return order
+
+
+def kotak_market(**overrides: str | None) -> dict[str, str | None]:
+    """A place jData as the SDK builds it for ``place_order(..., order_type="MKT")``."""
+    order: dict[str, str | None] = {
+        "am": "NO",
+        "dq": "0",
+        "es": "nse_cm",
+        "mp": "0",
+        "pc": "CNC",
+        "pr": "0",
+        "pt": "MKT",
+        "qt": "1",
+        "rt": "DAY",
+        "tp": "0",
+        "ts": "RELIANCE-EQ",
+        "tt": "B",
+        "ig": None,
+        "os": "NEOTRADEAPI",
+    }
+    order.update(overrides)
+    return order
+
+
+def form(jdata: Any) -> bytes:
+    """``jData=<json.dumps(body)>``, urlencoded as httpx encodes the SDK's form."""
+    return urlencode({"jData": json.dumps(jdata)}).encode()
 
 
 @dataclass

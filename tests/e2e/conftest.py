@@ -3,47 +3,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
-from ..harness import Harness, Login, Reply
+from ..harness import Harness, Login, Reply, form, kotak_market
 
 PLACE = "/quick/order/rule/ms/place"
 MODIFY = "/quick/order/vr/modify"
 CANCEL = "/quick/order/cancel"
 ORDER_BOOK = "/quick/user/orders"
 KOTAK_RELIANCE = "nse_cm|RELIANCE-EQ"
-
-
-def kotak_market(**overrides: str | None) -> dict[str, str | None]:
-    """A place jData as the SDK builds it for ``place_order(..., order_type="MKT")``."""
-    order: dict[str, str | None] = {
-        "am": "NO",
-        "dq": "0",
-        "es": "nse_cm",
-        "mp": "0",
-        "pc": "CNC",
-        "pr": "0",
-        "pt": "MKT",
-        "qt": "1",
-        "rt": "DAY",
-        "tp": "0",
-        "ts": "RELIANCE-EQ",
-        "tt": "B",
-        "ig": None,
-        "os": "NEOTRADEAPI",
-    }
-    order.update(overrides)
-    return order
-
-
-def form(jdata: Any) -> bytes:
-    """``jData=<json.dumps(body)>``, urlencoded as httpx encodes the SDK's form."""
-    return urlencode({"jData": json.dumps(jdata)}).encode()
 
 
 def kotak_headers(login: Login) -> dict[str, str]:

@@ -15,16 +15,14 @@ import pytest
 from gateway.instruments import KOTAK_SAMPLE, UPSTOX_SAMPLE, sample_data
 
 from ..conftest import GatewayFactory
-from ..harness import Harness
+from ..harness import Harness, form, kotak_market
 from .conftest import (
     CANCEL,
     KOTAK_RELIANCE,
     ORDER_BOOK,
     PLACE,
     Kotak,
-    form,
     kotak_headers,
-    kotak_market,
 )
 
 NOT_REGISTERED = b'{"stCode":100008,"errMsg":"unauthorized","stat":"Not_Ok"}'

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -18,32 +18,15 @@ from rules.orders import Conversion
 from rules.routes import Route, load_routes
 from rules.types import Action, OrderType, Side
 
+from ..harness import form, kotak_market
+
 DIALECT = KotakDialect(load_routes("kotak"))
 PLACE = Route("kotak", "POST", "/quick/order/rule/ms/place", Action.PLACE)
 MODIFY = Route("kotak", "POST", "/quick/order/vr/modify", Action.MODIFY)
 CANCEL = Route("kotak", "POST", "/quick/order/cancel", Action.CANCEL)
 
 # As neo_api_client 3.0.9 builds it (services/order.py), tag unset.
-SDK_PLACE: dict[str, str | None] = {
-    "am": "NO",
-    "dq": "0",
-    "es": "nse_cm",
-    "mp": "0",
-    "pc": "CNC",
-    "pr": "0",
-    "pt": "MKT",
-    "qt": "1",
-    "rt": "DAY",
-    "tp": "0",
-    "ts": "RELIANCE-EQ",
-    "tt": "B",
-    "ig": None,
-    "os": "NEOTRADEAPI",
-}
-
-
-def form(jdata: Any) -> bytes:
-    return urlencode({"jData": json.dumps(jdata)}).encode()
+SDK_PLACE = kotak_market()
 
 
 def place(**overrides: Any) -> bytes:

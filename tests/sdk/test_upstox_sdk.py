@@ -28,6 +28,23 @@ def sdk_client(gw: Harness, token: str | None = None) -> upstox_client.ApiClient
     return upstox_client.ApiClient(configuration)
 
 
+def order_request(**fields: Any) -> Any:
+    """A delivery BUY of one RELIANCE share through the SDK's own model."""
+    order: dict[str, Any] = {
+        "quantity": 1,
+        "product": "D",
+        "validity": "DAY",
+        "tag": "sdk",
+        "instrument_token": RELIANCE,
+        "transaction_type": "BUY",
+        "disclosed_quantity": 0,
+        "trigger_price": 0.0,
+        "is_amo": False,
+        **fields,
+    }
+    return upstox_client.PlaceOrderRequest(**order)
+
+
 def sdk_login(gw: Harness, api_key: str, api_secret: str) -> Any:
     return upstox_client.LoginApi(sdk_client(gw)).token(
         "2.0",
@@ -63,19 +80,7 @@ async def test_sdk_logs_in_registers_ips_and_places_a_market_order(gw: Harness) 
 
     token = await asyncio.to_thread(sdk_login, gw, account.api_key, account.api_secret)
     orders = upstox_client.OrderApi(sdk_client(gw, token.access_token))
-    request = upstox_client.PlaceOrderRequest(
-        quantity=1,
-        product="D",
-        validity="DAY",
-        price=0.0,
-        tag="sdk",
-        instrument_token=RELIANCE,
-        order_type="MARKET",
-        transaction_type="BUY",
-        disclosed_quantity=0,
-        trigger_price=0.0,
-        is_amo=False,
-    )
+    request = order_request(order_type="MARKET", price=0.0)
     placed = await asyncio.to_thread(orders.place_order, request, "2.0")
     assert placed.status == "success"
 
@@ -97,19 +102,7 @@ async def test_sdk_sees_the_static_ip_refusal(gw: Harness) -> None:
     token = await asyncio.to_thread(sdk_login, gw, account.api_key, account.api_secret)
 
     orders = upstox_client.OrderApi(sdk_client(gw, token.access_token))
-    request = upstox_client.PlaceOrderRequest(
-        quantity=1,
-        product="D",
-        validity="DAY",
-        price=100.0,
-        tag="sdk",
-        instrument_token=RELIANCE,
-        order_type="LIMIT",
-        transaction_type="BUY",
-        disclosed_quantity=0,
-        trigger_price=0.0,
-        is_amo=False,
-    )
+    request = order_request(order_type="LIMIT", price=100.0)
     with pytest.raises(ApiException) as refused:
         await asyncio.to_thread(orders.place_order, request, "2.0")
     assert refused.value.status == 403
