@@ -99,6 +99,14 @@ class SQLiteStore(Store):
         self._healthy = True
         return result
 
+    async def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        """One row of a read, on the database thread (None when there is none)."""
+        return await self._run(lambda: self._conn.execute(sql, args).fetchone())
+
+    async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Every row of a read, on the database thread."""
+        return await self._run(lambda: self._conn.execute(sql, args).fetchall())
+
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         db = self._conn
@@ -131,7 +139,7 @@ class SQLiteStore(Store):
             self._executor.shutdown(wait=True)
 
     async def ping(self) -> None:
-        await self._run(lambda: self._conn.execute("SELECT 1").fetchone())
+        await self._one("SELECT 1")
 
     # accounts and apps ------------------------------------------------------------------
 
@@ -164,10 +172,8 @@ class SQLiteStore(Store):
         return account
 
     async def list_accounts(self) -> Sequence[Account]:
-        rows = await self._run(
-            lambda: self._conn.execute(
-                f"SELECT {schema.ACCOUNT_COLUMNS} FROM accounts ORDER BY user_id"  # noqa: S608
-            ).fetchall()
+        rows = await self._all(
+            f"SELECT {schema.ACCOUNT_COLUMNS} FROM accounts ORDER BY user_id"  # noqa: S608
         )
         return [schema.account_row(row) for row in rows]
 
@@ -205,11 +211,9 @@ class SQLiteStore(Store):
         return app
 
     async def get_app(self, api_key: str) -> App | None:
-        row = await self._run(
-            lambda: self._conn.execute(
-                "SELECT api_key, user_id, secret_hash, created_at FROM apps WHERE api_key = ?",
-                (api_key,),
-            ).fetchone()
+        row = await self._one(
+            "SELECT api_key, user_id, secret_hash, created_at FROM apps WHERE api_key = ?",
+            (api_key,),
         )
         if row is None:
             return None
@@ -522,12 +526,10 @@ class SQLiteStore(Store):
     # families ---------------------------------------------------------------------------
 
     async def family_members(self, parent_id: str) -> Sequence[Account]:
-        rows = await self._run(
-            lambda: self._conn.execute(
-                f"SELECT {schema.ACCOUNT_COLUMNS} FROM accounts"  # noqa: S608
-                " WHERE parent_id = ? ORDER BY user_id",
-                (parent_id,),
-            ).fetchall()
+        rows = await self._all(
+            f"SELECT {schema.ACCOUNT_COLUMNS} FROM accounts"  # noqa: S608
+            " WHERE parent_id = ? ORDER BY user_id",
+            (parent_id,),
         )
         return [schema.account_row(row) for row in rows]
 
@@ -595,11 +597,9 @@ class SQLiteStore(Store):
     async def known_order(self, order_id: str) -> KnownOrder | None:
         if order_id in self._orders:
             return self._orders[order_id]
-        row = await self._run(
-            lambda: self._conn.execute(
-                "SELECT order_id, user_id, instrument_key, side FROM orders WHERE order_id = ?",
-                (order_id,),
-            ).fetchone()
+        row = await self._one(
+            "SELECT order_id, user_id, instrument_key, side FROM orders WHERE order_id = ?",
+            (order_id,),
         )
         if row is None:
             return None
@@ -676,15 +676,14 @@ class SQLiteStore(Store):
     async def audit_query(self, *, user_id: str | None, limit: int) -> Sequence[Mapping[str, Any]]:
         await self._flush()
 
-        def read() -> list[Any]:
-            if user_id is None:
-                sql, args = "SELECT record FROM audit ORDER BY id DESC LIMIT ?", (limit,)
-            else:
-                sql = "SELECT record FROM audit WHERE user_id = ? ORDER BY id DESC LIMIT ?"
-                args = (user_id, limit)  # type: ignore[assignment]
-            return self._conn.execute(sql, args).fetchall()
-
-        return [orjson.loads(row[0]) for row in await self._run(read)]
+        if user_id is None:
+            rows = await self._all("SELECT record FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = await self._all(
+                "SELECT record FROM audit WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+                (user_id, limit),
+            )
+        return [orjson.loads(row[0]) for row in rows]
 
     async def _flush(self) -> None:
         audit, self._pending_audit = self._pending_audit, []
