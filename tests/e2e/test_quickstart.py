@@ -6,27 +6,17 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
-import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from gateway.instruments import sample_master
 from rules.grid import default_grid, protect
 from rules.types import Side
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from ..process import ROOT, clean_env, free_port, start, wait_until_up
 
 
 def quickstart_block() -> str:
@@ -39,39 +29,18 @@ def quickstart_block() -> str:
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     gw_port, paper_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "GATEWAY_SERVER_PORT": str(gw_port),
-        "GATEWAY_STORE_URL": f"sqlite:///{tmp_path}/quickstart.db",
-        "GATEWAY_ADMIN_TOKEN": "dev-admin-token",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "--config",
-        str(ROOT / "deploy/gateway.dev.toml"),
-        "serve",
-        "--paper-port",
-        str(paper_port),
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    env = clean_env(
+        GATEWAY_SERVER_PORT=str(gw_port),
+        GATEWAY_STORE_URL=f"sqlite:///{tmp_path}/quickstart.db",
+        GATEWAY_ADMIN_TOKEN="dev-admin-token",
+    )
+    config = str(ROOT / "deploy/gateway.dev.toml")
+    process = await start(
+        env, "--config", config, "serve", "--paper-port", str(paper_port), cwd=tmp_path
     )
     gw = f"http://127.0.0.1:{gw_port}"
     try:
-        async with aiohttp.ClientSession() as client:
-            for _ in range(100):
-                try:
-                    async with client.get(f"{gw}/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the gateway did not become ready")
+        await wait_until_up(process, f"{gw}/readyz")
         yield gw, f"http://127.0.0.1:{paper_port}"
     finally:
         process.terminate()

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from .test_quickstart import ROOT, free_port
+from ..harness import market_order
+from ..process import clean_env, free_port, start, wait_until_up
 
 ADMIN = {"Authorization": "Bearer drain-admin"}
-ORDER = {
-    "quantity": 1,
-    "product": "D",
-    "validity": "DAY",
-    "price": 1400,
-    "tag": "drain",
-    "instrument_token": "NSE_EQ|INE002A01018",
-    "order_type": "LIMIT",
-    "transaction_type": "BUY",
-    "disclosed_quantity": 0,
-    "trigger_price": 0,
-    "is_amo": False,
-}
+ORDER = market_order(order_type="LIMIT", price=1400, tag="drain")
 
 
 async def test_sigterm_lets_an_in_flight_order_finish(aiohttp_server: Any, tmp_path: Path) -> None:
@@ -43,31 +30,16 @@ async def test_sigterm_lets_an_in_flight_order_finish(aiohttp_server: Any, tmp_p
     upstream = await aiohttp_server(broker)
     port = free_port()
     gw = f"http://127.0.0.1:{port}"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "serve",
-        env={
-            **os.environ,
-            "GATEWAY_SERVER_PORT": str(port),
-            "GATEWAY_STORE_URL": f"sqlite:///{tmp_path}/drain.db",
-            "GATEWAY_ADMIN_TOKEN": "drain-admin",
-            "GATEWAY_UPSTREAM_UPSTOX": str(upstream.make_url("")).rstrip("/"),
-        },
-        cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    env = clean_env(
+        GATEWAY_SERVER_PORT=str(port),
+        GATEWAY_STORE_URL=f"sqlite:///{tmp_path}/drain.db",
+        GATEWAY_ADMIN_TOKEN="drain-admin",
+        GATEWAY_UPSTREAM_UPSTOX=str(upstream.make_url("")).rstrip("/"),
     )
+    process = await start(env, "serve")
     try:
+        await wait_until_up(process, f"{gw}/healthz")
         async with aiohttp.ClientSession() as client:
-            for _ in range(100):
-                try:
-                    async with client.get(f"{gw}/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
 
             async def call(method: str, path: str, **kw: Any) -> Any:
                 async with client.request(method, gw + path, **kw) as resp:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,28 +17,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from ..gateway.stores.conftest import delete_prefix, redis_url, unique_prefix
-from .test_quickstart import ROOT, free_port
+from ..harness import market_order
+from ..process import clean_env, free_port, start, wait_until_up
 
-ADMIN = {"Authorization": "Bearer workers-admin"}
-LIMIT_ORDER = {
-    "quantity": 1,
-    "product": "D",
-    "validity": "DAY",
-    "price": 1400,
-    "tag": "workers",
-    "instrument_token": "NSE_EQ|INE002A01018",
-    "order_type": "LIMIT",
-    "transaction_type": "BUY",
-    "disclosed_quantity": 0,
-    "trigger_price": 0,
-    "is_amo": False,
-}
-
-
-def clean_env(**values: str) -> dict[str, str]:
-    """The environment without the developer's own GATEWAY_* settings, plus ``values``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return {**env, "GATEWAY_ADMIN_TOKEN": "workers-admin", **values}
+ADMIN_TOKEN = "workers-admin"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+LIMIT_ORDER = market_order(order_type="LIMIT", price=1400)
 
 
 def fresh() -> aiohttp.ClientSession:
@@ -54,20 +37,6 @@ def gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
-
-
-async def serve(env: dict[str, str], *args: str, cwd: Path = ROOT) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "serve",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
 
 
 @dataclass
@@ -109,24 +78,17 @@ async def two_workers(paper: TestServer) -> AsyncIterator[Served]:
     port = free_port()
     upstream = str(paper.make_url("")).rstrip("/")
     env = clean_env(
+        GATEWAY_ADMIN_TOKEN=ADMIN_TOKEN,
         GATEWAY_SERVER_PORT=str(port),
         GATEWAY_STORE_URL=redis_url(prefix),
         GATEWAY_UPSTREAM_UPSTOX=upstream,
     )
-    served = Served(await serve(env, "--workers", "2"), f"http://127.0.0.1:{port}")
+    served = Served(await start(env, "serve", "--workers", "2"), f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 15
-        async with aiohttp.ClientSession() as client:
-            while True:
-                assert served.process.returncode is None, await served.stop()
-                assert time.monotonic() < deadline, "the gateway did not start"
-                try:
-                    async with client.get(f"{served.url}/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
+        try:
+            await wait_until_up(served.process, f"{served.url}/healthz")
+        except AssertionError:
+            raise AssertionError(await served.stop()) from None
         yield served
     finally:
         await served.stop()
@@ -254,7 +216,9 @@ async def test_workers_refuse_to_start_without_what_they_need(
         values["GATEWAY_STORE_URL"] = store
     if upstream is not None:
         values["GATEWAY_UPSTREAM_UPSTOX"] = upstream
-    process = await serve(clean_env(**values), *args, cwd=tmp_path)
+    process = await start(
+        clean_env(GATEWAY_ADMIN_TOKEN=ADMIN_TOKEN, **values), "serve", *args, cwd=tmp_path
+    )
 
     _, err = await asyncio.wait_for(process.communicate(), 15)
 
