@@ -21,6 +21,7 @@ class Trace:
     dialect: str
     method: str
     path: str
+    route_class: str = "order"  # place, modify or cancel once the route is known
     client_ip: str | None = None
     user_id: str | None = None
     session_id: str | None = None
@@ -54,7 +55,7 @@ async def record(services: Services, trace: Trace, decoded: Decoded | None, deci
             if d.conversion is not None
         ]
     s.metrics.child(
-        s.metrics.decisions, trace.dialect, "order", trace.decision, trace.reason or "ok"
+        s.metrics.decisions, trace.dialect, trace.route_class, trace.decision, trace.reason or "ok"
     ).inc()
     entry: dict[str, Any] = {"at": s.clock.now().isoformat(), **_trace_fields(trace)}
     with contextlib.suppress(StoreUnavailable):

@@ -52,7 +52,12 @@ class Pipeline:
     async def handle(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
         started = time.perf_counter()
         match = dialect.match(request.method, request.path)
-        trace = Trace(dialect.name, request.method, request.path)
+        trace = Trace(
+            dialect.name,
+            request.method,
+            request.path,
+            route_class=match.route.action.value if match else "order",
+        )
         try:
             client_ip = request_client_ip(request, self.s)
             trace.client_ip = str(client_ip)
@@ -292,9 +297,12 @@ class Pipeline:
         if converted:
             headers["X-Gateway-Order-Type"] = ", ".join(c.order_type.value for c in converted)
             headers["X-Gateway-Limit-Price"] = ", ".join(str(c.limit_price) for c in converted)
-            headers["X-Gateway-LTP"] = ", ".join(
-                str(c.ltp if c.ltp is not None else c.reference) for c in converted
-            )
+            # An SL-M is priced from its trigger, not an LTP: "-" in its place, and no header
+            # at all when no converted order used an LTP.
+            if any(c.ltp is not None for c in converted):
+                headers["X-Gateway-LTP"] = ", ".join(
+                    "-" if c.ltp is None else str(c.ltp) for c in converted
+                )
         if upstream.status < 300 and route.action is Action.PLACE and decoded.docs:
             ids = dialect.order_ids(route, upstream.body)
             trace.order_ids = ids

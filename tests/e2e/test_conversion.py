@@ -52,6 +52,9 @@ async def test_sl_m_becomes_sl_with_the_limit_from_the_trigger(gw: Harness) -> N
     trader = await gw.trader("127.0.0.2")
     reply = await gw.place(trader, order_type="SL-M", transaction_type="SELL", trigger_price=1400)
     assert reply.status == 200, reply.body
+    assert reply.headers["X-Gateway-Order-Type"] == "SL"
+    assert reply.headers["X-Gateway-Limit-Price"] == "1393.0"
+    assert "X-Gateway-LTP" not in reply.headers  # priced from the trigger, no LTP used
     [order] = await gw.upstream_orders()
     assert order["body"]["order_type"] == "SL"
     assert order["body"]["trigger_price"] == 1400

@@ -38,7 +38,7 @@ async def test_metrics_count_decisions_conversions_and_rate_limits(gw: Harness) 
 
     assert 'gateway_conversions_total{dialect="upstox"} 1.0' in text
     assert 'gateway_rate_limited_total{dialect="upstox"} 1.0' in text
-    admitted = 'decision="admitted",dialect="upstox",reason="ok",route_class="order"'
+    admitted = 'decision="admitted",dialect="upstox",reason="ok",route_class="place"'
     assert f"gateway_decisions_total{{{admitted}}} 10.0" in text
     assert 'reason="ip_not_registered"' in text
     assert "gateway_upstream_latency_seconds_count" in text
