@@ -35,7 +35,6 @@ from .services import SERVICES, Services
 from .stores.base import Account, App
 
 _envelope = with_envelope(gateway_error)
-MAX_FAMILY_MEMBERS = 10
 
 
 @web.middleware

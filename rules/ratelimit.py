@@ -9,7 +9,7 @@ orders at t=0.990 and 10 more at t=1.010 are 20 within 20 ms and the second ten 
 - Place, modify and cancel all count; refused attempts are not recorded.
 - A refusal says how long until the oldest counted admission leaves the window
   (``Retry-After``).
-- Memory is bounded: a key keeps at most ``limit`` timestamps and idle keys are pruned.
+- Memory is bounded: a key (an account) keeps at most ``limit`` timestamps.
 
 ``now`` is a monotonic reading in seconds supplied by the caller.  This is the in-process
 limiter; the Redis store runs the same algorithm atomically in Lua across instances.
@@ -49,10 +49,6 @@ class SlidingWindowLimiter:
         # Float rounding must not turn "wait a moment" into "wait 0 s" (Retry-After: 0).
         return max(hits[0] + self.window - now, _MIN_WAIT)
 
-    def peek(self, key: str, now: float) -> float | None:
-        """Like :meth:`try_acquire` without recording an admission."""
-        return self._wait(self._hits.get(key), now)
-
     def try_acquire(self, key: str, now: float) -> float | None:
         """None: admitted and recorded; else the seconds (> 0) until a slot frees."""
         hits = self._hits.get(key)
@@ -63,12 +59,3 @@ class SlidingWindowLimiter:
             hits = self._hits[key] = deque(maxlen=self.limit)
         hits.append(now)
         return None
-
-    def prune(self, now: float) -> int:
-        """Forget keys with no admission inside the window; returns how many were dropped."""
-        idle = [
-            key for key, hits in self._hits.items() if not hits or now - hits[-1] >= self.window
-        ]
-        for key in idle:
-            del self._hits[key]
-        return len(idle)
