@@ -32,7 +32,7 @@ from .api.common import (
 from .api.session import secret_hash
 from .api.userip import ip_view
 from .services import SERVICES, Services
-from .stores.base import Account, App
+from .stores.base import Account, App, AuditEntry
 
 _envelope = with_envelope(gateway_error)
 
@@ -206,16 +206,18 @@ async def override_ip(services: Services, user_id: str, body: Any) -> dict[str, 
     )
     await services.store.apply_ip_change(user_id, new, expected_version=current.version)
     await services.store.audit(
-        {
-            "at": now.isoformat(),
-            "user_id": user_id,
-            "decision": "admin_ip_override",
-            "original": {
-                "primary_ip": str(current.primary),
-                "secondary_ip": str(current.secondary),
-            },
-            "rewritten": {"primary_ip": str(new.primary), "secondary_ip": str(new.secondary)},
-        }
+        AuditEntry.of(
+            {
+                "at": now.isoformat(),
+                "user_id": user_id,
+                "decision": "admin_ip_override",
+                "original": {
+                    "primary_ip": str(current.primary),
+                    "secondary_ip": str(current.secondary),
+                },
+                "rewritten": {"primary_ip": str(new.primary), "secondary_ip": str(new.secondary)},
+            }
+        )
     )
     data = await ip_view(services, account, new)
     data["access_tokens_invalidated"] = True
@@ -251,7 +253,7 @@ async def _audit_upstream_auth(
     }
     if names:
         record["headers"] = names  # the names only: the values are the broker's secrets
-    await services.store.audit(record)
+    await services.store.audit(AuditEntry.of(record))
 
 
 @_envelope

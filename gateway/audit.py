@@ -9,9 +9,11 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from .dialects.base import Decoded
 from .services import Services
-from .stores.base import StoreUnavailable
+from .stores.base import AuditEntry, StoreUnavailable
 
 
 @dataclass(slots=True)
@@ -21,6 +23,7 @@ class Trace:
     dialect: str
     method: str
     path: str
+    at: str = ""  # ISO time of the decision, set when it is recorded
     route_class: str = "order"  # place, modify or cancel once the route is known
     client_ip: str | None = None
     user_id: str | None = None
@@ -57,10 +60,8 @@ async def record(services: Services, trace: Trace, decoded: Decoded | None, deci
     s.metrics.child(
         s.metrics.decisions, trace.dialect, trace.route_class, trace.decision, trace.reason or "ok"
     ).inc()
-    entry: dict[str, Any] = {"at": s.clock.now().isoformat(), **_trace_fields(trace)}
+    trace.at = s.clock.now().isoformat()
+    # orjson writes the dataclass field by field; Decimals in the orders become strings
+    entry = AuditEntry(trace.at, trace.user_id, orjson.dumps(trace, default=str))
     with contextlib.suppress(StoreUnavailable):
         await s.store.audit(entry)
-
-
-def _trace_fields(trace: Trace) -> dict[str, Any]:
-    return {name: getattr(trace, name) for name in Trace.__slots__}

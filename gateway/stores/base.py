@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from rules.orders import KnownOrder
 from rules.registry import Registration
 from rules.sessions import Credential
@@ -104,6 +106,25 @@ class IdempotencyRecord:
     status: int | None = None  # None while the first request is in flight
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit record as the store keeps it: a JSON object, indexed by time and account."""
+
+    at: str
+    user_id: str | None
+    record: bytes  # the JSON object, encoded once by whoever wrote it
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> AuditEntry:
+        """An entry for a plain record (values JSON can't hold are written as strings)."""
+        user_id = record.get("user_id")
+        return cls(
+            str(record.get("at", "")),
+            None if user_id is None else str(user_id),
+            orjson.dumps(record, default=str),
+        )
 
 
 class Store(abc.ABC):
@@ -264,7 +285,7 @@ class Store(abc.ABC):
 
     # audit (SPEC §12)
     @abc.abstractmethod
-    async def audit(self, record: Mapping[str, Any]) -> None:
+    async def audit(self, entry: AuditEntry) -> None:
         """Append a decision; may be buffered, is flushed by close()."""
 
     @abc.abstractmethod

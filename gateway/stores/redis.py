@@ -62,6 +62,7 @@ from .base import (
     Account,
     ApiToken,
     App,
+    AuditEntry,
     IdempotencyRecord,
     Snapshot,
     StaleSnapshot,
@@ -630,11 +631,8 @@ class RedisStore(Store):
 
     # audit -----------------------------------------------------------------------------------
 
-    async def audit(self, record: Mapping[str, Any]) -> None:
-        user_id = record.get("user_id")
-        self._pending_audit.append(
-            (None if user_id is None else str(user_id), orjson.dumps(record, default=str))
-        )
+    async def audit(self, entry: AuditEntry) -> None:
+        self._pending_audit.append((entry.user_id, entry.record))
         if len(self._pending_audit) >= BATCH:
             self._flusher.wake()  # the flusher writes it; this request does not wait for Redis
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from cachetools import LRUCache
@@ -37,6 +37,7 @@ from .base import (
     Account,
     ApiToken,
     App,
+    AuditEntry,
     IdempotencyRecord,
     Snapshot,
     Store,
@@ -45,6 +46,7 @@ from .base import (
 from .flusher import BATCH, Flusher
 
 _T = TypeVar("_T")
+_UNCACHED = object()  # a cache miss; a cached None means "no such row"
 
 
 class SQLiteStore(Store):
@@ -165,8 +167,9 @@ class SQLiteStore(Store):
         return account
 
     async def get_account(self, user_id: str) -> Account | None:
-        if user_id in self._accounts:
-            return self._accounts[user_id]
+        cached = self._accounts.get(user_id, _UNCACHED)
+        if cached is not _UNCACHED:
+            return cast("Account | None", cached)
         account = await self._run(schema.read_account, self._conn, user_id)
         self._accounts[user_id] = account
         return account
@@ -243,11 +246,12 @@ class SQLiteStore(Store):
         return c
 
     async def snapshot(self, token_hash: str) -> Snapshot | None:
-        if token_hash in self._credentials:
-            credential = self._credentials[token_hash]
-        else:
+        cached = self._credentials.get(token_hash, _UNCACHED)
+        if cached is _UNCACHED:
             credential = await self._run(schema.read_credential, self._conn, token_hash)
             self._credentials[token_hash] = credential
+        else:
+            credential = cast("Credential | None", cached)
         if credential is None:
             return None
         account = await self.get_account(credential.user_id)
@@ -661,15 +665,8 @@ class SQLiteStore(Store):
 
     # audit ------------------------------------------------------------------------------
 
-    async def audit(self, record: Mapping[str, Any]) -> None:
-        user_id = record.get("user_id")
-        self._pending_audit.append(
-            (
-                str(record.get("at", "")),
-                None if user_id is None else str(user_id),
-                orjson.dumps(record, default=str),
-            )
-        )
+    async def audit(self, entry: AuditEntry) -> None:
+        self._pending_audit.append((entry.at, entry.user_id, entry.record))
         if len(self._pending_audit) >= BATCH:
             self._flusher.wake()  # the flusher writes it; this request does not wait for a commit
 
