@@ -56,7 +56,7 @@ class UpstreamError(Exception):
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     status: int
-    headers: CIMultiDict[str]
+    headers: tuple[tuple[str, str], ...]  # as received, in order
     body: bytes
     latency_s: float
 
@@ -79,9 +79,9 @@ _HOP_RESPONSE_HEADERS = frozenset(
 )
 
 
-def response_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
+def response_headers(headers: tuple[tuple[str, str], ...]) -> CIMultiDict[str]:
     """The upstream's response headers a client may see."""
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _HOP_RESPONSE_HEADERS)
+    return CIMultiDict((k, v) for k, v in headers if k.lower() not in _HOP_RESPONSE_HEADERS)
 
 
 def sign(secret: str, method: str, path: str, user_id: str, timestamp: str) -> str:
@@ -350,7 +350,7 @@ class Upstream:
             pool.release(conn)
         return UpstreamResponse(
             conn.status,
-            CIMultiDict(conn.headers),
+            tuple(conn.headers),
             b"".join(conn.body),
             time.perf_counter() - started,
         )

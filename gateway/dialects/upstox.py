@@ -131,14 +131,19 @@ def _decimal(value: object) -> Decimal | None:
     )
 
 
+# by value, without Enum's call machinery (check_fields has already checked the values)
+_SIDES = {side.value: side for side in Side}
+_ORDER_TYPES = {order_type.value: order_type for order_type in OrderType}
+
+
 def _intent(action: Action, doc: dict[str, Any]) -> OrderIntent:
     side = doc.get("transaction_type")
     order_type = doc.get("order_type")
     return OrderIntent(
         action=action,
         instrument_key=doc.get("instrument_token"),
-        side=None if side is None else Side(side),
-        order_type=None if order_type is None else OrderType(order_type),
+        side=None if side is None else _SIDES[side],
+        order_type=None if order_type is None else _ORDER_TYPES[order_type],
         price=_decimal(doc.get("price")),
         trigger_price=_decimal(doc.get("trigger_price")),
         order_id=doc.get("order_id"),
