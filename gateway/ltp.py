@@ -38,10 +38,15 @@ class LtpBook:
             return None
         return entry[0], self._monotonic() - entry[1]
 
+    def cached(self, key: str) -> tuple[Decimal, float] | None:
+        """The price and its age when it is fresh enough to use without asking anyone."""
+        seen = self.get(key)
+        return seen if seen is not None and seen[1] <= self._max_age else None
+
     async def fresh(self, instrument: Instrument, fetch: Fetch) -> tuple[Decimal, float] | None:
         """A price no older than max_age, fetching once if needed; else the last one seen."""
-        seen = self.get(instrument.key)
-        if seen is not None and seen[1] <= self._max_age:
+        seen = self.cached(instrument.key)
+        if seen is not None:
             return seen
         pending = self._inflight.get(instrument.key)
         if pending is not None:

@@ -111,7 +111,8 @@ class Pipeline:
                 registration=snapshot.registration,
                 slot_holder=None if slot is None else snapshot.slot_holders.get(slot),
             )
-            decoded = dialect.decode(route, body, {**request.query, **match.params})
+            query = {**request.query, **match.params} if request.query_string else match.params
+            decoded = dialect.decode(route, body, query)
             trace.original = [dict(doc.fields) for doc in decoded.docs]
             await self._rewrite(dialect, decoded, snapshot, token)
             trace.rewritten = [dict(doc.fields) for doc in decoded.docs]
@@ -165,7 +166,9 @@ class Pipeline:
                 and needs_ltp(intent)
                 and rules.market_orders is MarketPolicy.CONVERT
             ):
-                seen = await s.ltp.fresh(instrument, lambda i: self._fetch_ltp(dialect, i, token))
+                seen = s.ltp.cached(instrument.key) or await s.ltp.fresh(
+                    instrument, lambda i: self._fetch_ltp(dialect, i, token)
+                )
                 if seen is not None:
                     ltp, age = seen
             conversion = convert(
