@@ -18,11 +18,10 @@ from .stores.base import Snapshot, StaleSnapshot
 
 def request_client_ip(request: web.Request, services: Services) -> IPAddress:
     """The client IP (SPEC §3): the TCP peer, or the forwarded chain behind trusted proxies."""
-    peer = request.transport.get_extra_info("peername") if request.transport else None
     trusted = services.config.server.trusted_proxies
     headers = request.headers
     return resolve_client_ip(
-        None if not peer else str(peer[0]),
+        request.remote,  # the TCP peer, read once per connection by aiohttp
         # read only from a trusted peer, and with no trusted proxies no peer is one
         forwarded=headers.getall("Forwarded", ()) if trusted else (),
         x_forwarded_for=headers.getall("X-Forwarded-For", ()) if trusted else (),
