@@ -195,6 +195,46 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class _Deadlines:
+    """Expires requests that outlive ``timeout_s``, with one timer for all of them.
+
+    Every request gets the same timeout, so deadlines come in the order requests were sent:
+    the oldest request in flight expires next, and one timer set for it serves them all.
+    (Under uvloop a timer per request, set and cancelled, cost more than building the
+    request itself.)
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._inflight: dict[_Connection, float] = {}  # in the order sent
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, conn: _Connection, loop: asyncio.AbstractEventLoop) -> None:
+        deadline = loop.time() + self._timeout
+        self._inflight[conn] = deadline
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire, loop)
+
+    def remove(self, conn: _Connection) -> None:
+        self._inflight.pop(conn, None)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now = loop.time()
+        while self._inflight:
+            conn, deadline = next(iter(self._inflight.items()))
+            if deadline > now:
+                self._timer = loop.call_at(deadline, self._expire, loop)
+                return
+            del self._inflight[conn]
+            conn.expire()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 @dataclass(frozen=True, slots=True)
 class _Origin:
     scheme: str
@@ -285,6 +325,7 @@ class Upstream:
         self._config = config
         self._bases = dict(bases)
         self._pools: dict[str, _Pool] = {}
+        self._deadlines = _Deadlines(config.timeout_s)
 
     async def start(self) -> None:
         tls = ssl.create_default_context()
@@ -301,6 +342,7 @@ class Upstream:
         for pool in self._pools.values():
             pool.close()
         self._pools = {}
+        self._deadlines.close()
 
     def base(self, dialect: str) -> str:
         return self._bases[dialect]
@@ -330,7 +372,7 @@ class Upstream:
         )
         completed = False
         waiter = conn.begin(request, head_only=method == "HEAD")
-        timer = asyncio.get_running_loop().call_later(self._config.timeout_s, conn.expire)
+        self._deadlines.add(conn, asyncio.get_running_loop())
         try:
             await waiter
             completed = True
@@ -344,7 +386,7 @@ class Upstream:
                 f"upstream {dialect} failed after the request was sent: {exc}",
             ) from exc
         finally:
-            timer.cancel()
+            self._deadlines.remove(conn)
             if not completed:  # failed, timed out or cancelled mid-answer: never reuse it
                 conn.close()
             pool.release(conn)

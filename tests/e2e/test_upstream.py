@@ -161,6 +161,39 @@ async def test_an_upstream_timeout_is_504_unknown_outcome(
     assert reply.data["outcome"] == "unknown" and reply.data["tag"] == "slow"
 
 
+async def _hang_if_slow(request: web.Request) -> web.Response:
+    if b"slow" in await request.read():
+        await asyncio.sleep(5)
+    return web.json_response({"status": "success", "data": {"order_id": "1"}})
+
+
+async def test_each_request_times_out_on_its_own_deadline(
+    custom_upstream: Callable[..., Awaitable[Harness]], aiohttp_server: Any
+) -> None:
+    # One timer serves every request in flight: a fast answer in between must not move
+    # it, and a later request must neither expire early nor be forgotten.
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", _hang_if_slow)
+    server = await aiohttp_server(app)
+    gw: Harness = await custom_upstream(
+        str(server.make_url("")).rstrip("/"), upstream_timeout_s="0.3"
+    )
+    trader = await gw.trader("127.0.0.2")
+    loop = asyncio.get_running_loop()
+
+    async def place(tag: str, after: float) -> tuple[int, float]:
+        await asyncio.sleep(after)
+        sent = loop.time()
+        reply = await gw.place(trader, tag=tag, **LIMIT)
+        return reply.status, loop.time() - sent
+
+    (first, first_s), (fast, _), (second, second_s) = await asyncio.gather(
+        place("slow-1", 0), place("fast", 0.1), place("slow-2", 0.15)
+    )
+    assert (first, fast, second) == (504, 200, 504)
+    assert first_s >= 0.3 and second_s >= 0.3
+
+
 async def test_the_upstream_request_is_built_from_an_allowlist(gw: Harness) -> None:
     trader = await gw.trader("127.0.0.2")
     hostile = {
