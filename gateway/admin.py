@@ -205,7 +205,7 @@ async def override_ip(services: Services, user_id: str, body: Any) -> dict[str, 
         version=current.version + 1,
     )
     await services.store.apply_ip_change(user_id, new, expected_version=current.version)
-    await services.store.audit(
+    services.store.audit(
         AuditEntry.of(
             {
                 "at": now.isoformat(),
@@ -253,7 +253,7 @@ async def _audit_upstream_auth(
     }
     if names:
         record["headers"] = names  # the names only: the values are the broker's secrets
-    await services.store.audit(AuditEntry.of(record))
+    services.store.audit(AuditEntry.of(record))
 
 
 @_envelope

@@ -5,7 +5,6 @@ band used, the upstream's status and latency, and the outcome.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +12,7 @@ import orjson
 
 from .dialects.base import Decoded
 from .services import Services
-from .stores.base import AuditEntry, StoreUnavailable
+from .stores.base import AuditEntry
 
 
 @dataclass(slots=True)
@@ -41,7 +40,7 @@ class Trace:
     message: str | None = None
 
 
-async def record(services: Services, trace: Trace, decoded: Decoded | None, decision: str) -> None:
+def record(services: Services, trace: Trace, decoded: Decoded | None, decision: str) -> None:
     """Count the decision and append it to the audit log (best effort: the decision stands)."""
     s = services
     trace.decision = decision if trace.decision != "replayed" else trace.decision
@@ -62,6 +61,4 @@ async def record(services: Services, trace: Trace, decoded: Decoded | None, deci
     ).inc()
     trace.at = s.clock.now().isoformat()
     # orjson writes the dataclass field by field; Decimals in the orders become strings
-    entry = AuditEntry(trace.at, trace.user_id, orjson.dumps(trace, default=str))
-    with contextlib.suppress(StoreUnavailable):
-        await s.store.audit(entry)
+    s.store.audit(AuditEntry(trace.at, trace.user_id, orjson.dumps(trace, default=str)))

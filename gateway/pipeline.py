@@ -269,7 +269,7 @@ class Pipeline:
         s.metrics.child(s.metrics.overhead, dialect.name).observe(overhead)
         if idem is not None:
             await idempotency.finish(s, idem, response)
-        await audit.record(self.s, trace, decoded, "admitted")
+        audit.record(self.s, trace, decoded, "admitted")
         return response
 
     async def _order_response(
@@ -360,5 +360,5 @@ class Pipeline:
         trace.message = refusal.message
         trace.status = refusal.status
         if is_order:
-            await audit.record(self.s, trace, None, "refused")
+            audit.record(self.s, trace, None, "refused")
         return dialect.refusal(refusal)

@@ -285,8 +285,11 @@ class Store(abc.ABC):
 
     # audit (SPEC §12)
     @abc.abstractmethod
-    async def audit(self, entry: AuditEntry) -> None:
-        """Append a decision; may be buffered, is flushed by close()."""
+    def audit(self, entry: AuditEntry) -> None:
+        """Buffer a decision for the store's flusher (close() flushes what is left).
+
+        Never waits and never fails: a decision stands whether or not its record is written
+        yet, and a write that fails keeps the record for the next flush."""
 
     @abc.abstractmethod
     async def audit_query(self, *, user_id: str | None, limit: int) -> Sequence[Mapping[str, Any]]:

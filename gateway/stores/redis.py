@@ -631,7 +631,7 @@ class RedisStore(Store):
 
     # audit -----------------------------------------------------------------------------------
 
-    async def audit(self, entry: AuditEntry) -> None:
+    def audit(self, entry: AuditEntry) -> None:
         self._pending_audit.append((entry.user_id, entry.record))
         if len(self._pending_audit) >= BATCH:
             self._flusher.wake()  # the flusher writes it; this request does not wait for Redis

@@ -665,7 +665,7 @@ class SQLiteStore(Store):
 
     # audit ------------------------------------------------------------------------------
 
-    async def audit(self, entry: AuditEntry) -> None:
+    def audit(self, entry: AuditEntry) -> None:
         self._pending_audit.append((entry.at, entry.user_id, entry.record))
         if len(self._pending_audit) >= BATCH:
             self._flusher.wake()  # the flusher writes it; this request does not wait for a commit

@@ -552,7 +552,7 @@ async def test_audit_query_is_newest_first_filtered_and_limited(store: Store) ->
         for i, user in enumerate(["u1", "u2", "u1", "u1"])
     ]
     for record in records:
-        await store.audit(AuditEntry.of(record))
+        store.audit(AuditEntry.of(record))
 
     assert list(await store.audit_query(user_id=None, limit=10)) == records[::-1]
     assert list(await store.audit_query(user_id="u1", limit=10)) == [
@@ -566,7 +566,7 @@ async def test_audit_query_is_newest_first_filtered_and_limited(store: Store) ->
 
 async def test_audit_keeps_records_without_a_user(store: Store) -> None:
     record = {"at": "2026-04-06 09:15:00", "user_id": None, "decision": "refuse"}
-    await store.audit(AuditEntry.of(record))
+    store.audit(AuditEntry.of(record))
     assert list(await store.audit_query(user_id=None, limit=1)) == [record]
 
 

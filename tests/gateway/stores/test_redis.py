@@ -245,9 +245,9 @@ async def test_orders_and_audit_written_on_one_are_read_on_the_other(
     order = KnownOrder("o-1", "u1", "NSE_EQ|X", Side.BUY)
     await a.remember_order(order)
     assert await b.known_order("o-1") == order
-    await a.audit(AuditEntry.of({"at": "1", "user_id": "u1", "n": 1}))
+    a.audit(AuditEntry.of({"at": "1", "user_id": "u1", "n": 1}))
     await a.audit_query(user_id=None, limit=1)  # flushes A's buffer
-    await b.audit(AuditEntry.of({"at": "2", "user_id": "u1", "n": 2}))
+    b.audit(AuditEntry.of({"at": "2", "user_id": "u1", "n": 2}))
     assert [r["n"] for r in await b.audit_query(user_id="u1", limit=10)] == [2, 1]
 
 
@@ -386,9 +386,7 @@ async def test_unreachable_redis_is_unavailable_on_every_path_an_order_takes() -
             with pytest.raises(StoreUnavailable) as exc:
                 await call
             assert exc.value.__cause__ is not None
-        await store.audit(
-            AuditEntry.of({"at": "1", "user_id": "u1"})
-        )  # buffered: kept for a later flush
+        store.audit(AuditEntry.of({"at": "1", "user_id": "u1"}))  # buffered: kept for a later flush
         with pytest.raises(StoreUnavailable):
             await store.audit_query(user_id=None, limit=1)
         assert len(store._pending_audit) == 1

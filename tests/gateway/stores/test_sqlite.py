@@ -70,7 +70,7 @@ async def test_everything_survives_close_and_reopen(path: str) -> None:
     order = KnownOrder(order_id="o-1", user_id="member", instrument_key="NSE_EQ|X", side=Side.BUY)
     await first.remember_order(order)
     audit = {"at": "2026-04-06 09:15:00", "user_id": "member", "decision": "admit"}
-    await first.audit(AuditEntry.of(audit))
+    first.audit(AuditEntry.of(audit))
     await first.begin_idempotent(idem("member", "k-open"))
     await first.begin_idempotent(idem("member", "k-done"))
     done = IdempotencyRecord(user_id="member", key="k-done", body_hash="h1", status=200, body=b"ok")
@@ -109,7 +109,7 @@ async def test_known_orders_and_audit_are_flushed_by_close(path: str) -> None:
         await first.remember_order(
             KnownOrder(order_id=f"o-{i}", user_id="u1", instrument_key="NSE_EQ|X", side=Side.SELL)
         )
-        await first.audit(AuditEntry.of({"at": str(i), "user_id": "u1"}))
+        first.audit(AuditEntry.of({"at": str(i), "user_id": "u1"}))
     await first.close()
 
     second = SQLiteStore(path)
@@ -127,7 +127,7 @@ async def test_a_failed_flush_keeps_the_buffered_records(sqlite: SQLiteStore, pa
     await sqlite._run(lambda: sqlite._conn.execute("PRAGMA busy_timeout=0"))
     order = KnownOrder(order_id="o-1", user_id="u1", instrument_key="NSE_EQ|X", side=Side.BUY)
     await sqlite.remember_order(order)
-    await sqlite.audit(AuditEntry.of({"at": "1", "user_id": "u1"}))
+    sqlite.audit(AuditEntry.of({"at": "1", "user_id": "u1"}))
     other = sqlite3.connect(path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
