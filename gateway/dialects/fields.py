@@ -46,6 +46,8 @@ def check_fields(doc: object, spec: Spec, where: str) -> dict[str, Any]:
         check, kind, _ = spec[name]
         if not check(value):
             raise Refused(Reason.BAD_REQUEST, f"{where}: {name} must be {kind}, got {value!r}")
+    if len(doc) == len(spec):  # every key is known and keys are unique: nothing is missing
+        return doc
     missing = [name for name, (_, _, required) in spec.items() if required and name not in doc]
     if missing:
         raise Refused(Reason.BAD_REQUEST, f"{where}: missing {', '.join(missing)}")
