@@ -84,6 +84,24 @@ def custom_upstream(make_gateway: GatewayFactory) -> Callable[..., Awaitable[Har
     return start
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+def answering_upstream(
+    custom_upstream: Callable[..., Awaitable[Harness]], aiohttp_server: Any
+) -> Callable[..., Awaitable[Harness]]:
+    """A gateway in front of a real aiohttp upstream whose every path is ``handler``."""
+
+    async def start(handler: Handler, **env: str) -> Harness:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        server = await aiohttp_server(app)
+        return await custom_upstream(str(server.make_url("")).rstrip("/"), **env)
+
+    return start
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
@@ -134,12 +152,9 @@ async def _hang(request: web.Request) -> web.Response:
 
 
 async def test_an_upstream_5xx_is_an_unknown_outcome_carrying_the_tag(
-    custom_upstream: Callable[..., Awaitable[Harness]], aiohttp_server: Any
+    answering_upstream: Callable[..., Awaitable[Harness]],
 ) -> None:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", _answer_500)
-    server = await aiohttp_server(app)
-    gw: Harness = await custom_upstream(str(server.make_url("")).rstrip("/"))
+    gw: Harness = await answering_upstream(_answer_500)
     trader = await gw.trader("127.0.0.2")
     reply = await gw.place(trader, tag="strat-7", **LIMIT)
     assert reply.status == 502
@@ -147,14 +162,9 @@ async def test_an_upstream_5xx_is_an_unknown_outcome_carrying_the_tag(
 
 
 async def test_an_upstream_timeout_is_504_unknown_outcome(
-    custom_upstream: Callable[..., Awaitable[Harness]], aiohttp_server: Any
+    answering_upstream: Callable[..., Awaitable[Harness]],
 ) -> None:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", _hang)
-    server = await aiohttp_server(app)
-    gw: Harness = await custom_upstream(
-        str(server.make_url("")).rstrip("/"), upstream_timeout_s="0.2"
-    )
+    gw: Harness = await answering_upstream(_hang, upstream_timeout_s="0.2")
     trader = await gw.trader("127.0.0.2")
     reply = await gw.place(trader, tag="slow", **LIMIT)
     assert reply.status == 504
@@ -168,16 +178,11 @@ async def _hang_if_slow(request: web.Request) -> web.Response:
 
 
 async def test_each_request_times_out_on_its_own_deadline(
-    custom_upstream: Callable[..., Awaitable[Harness]], aiohttp_server: Any
+    answering_upstream: Callable[..., Awaitable[Harness]],
 ) -> None:
     # One timer serves every request in flight: a fast answer in between must not move
     # it, and a later request must neither expire early nor be forgotten.
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", _hang_if_slow)
-    server = await aiohttp_server(app)
-    gw: Harness = await custom_upstream(
-        str(server.make_url("")).rstrip("/"), upstream_timeout_s="0.3"
-    )
+    gw: Harness = await answering_upstream(_hang_if_slow, upstream_timeout_s="0.3")
     trader = await gw.trader("127.0.0.2")
     loop = asyncio.get_running_loop()
 
@@ -273,7 +278,7 @@ async def test_idempotency_key_replays_without_a_second_upstream_call(gw: Harnes
 
 
 async def test_a_repeat_while_the_first_is_in_flight_gets_409(
-    custom_upstream: Callable[..., Awaitable[Harness]], aiohttp_server: Any
+    answering_upstream: Callable[..., Awaitable[Harness]],
 ) -> None:
     gate = asyncio.Event()
 
@@ -281,10 +286,7 @@ async def test_a_repeat_while_the_first_is_in_flight_gets_409(
         await gate.wait()
         return web.json_response({"status": "success", "data": {"order_id": "1"}})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", slow)
-    server = await aiohttp_server(app)
-    gw: Harness = await custom_upstream(str(server.make_url("")).rstrip("/"))
+    gw: Harness = await answering_upstream(slow)
     trader = await gw.trader("127.0.0.2")
     headers = {**trader.bearer, "Idempotency-Key": "k-2"}
     first = asyncio.create_task(
