@@ -97,6 +97,10 @@ class ApiToken:
     last_updated_at: datetime
     revoked_at: datetime | None = None
 
+    def live_at(self, now: datetime) -> bool:
+        """Neither revoked nor expired at ``now``."""
+        return self.revoked_at is None and now < self.expiry_at
+
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:

@@ -461,7 +461,7 @@ class RedisStore(Store):
             tokens = [t for t in tokens if t.kind == kind]
         if with_invalid:
             return tokens
-        return [t for t in tokens if t.revoked_at is None and now < t.expiry_at]
+        return [t for t in tokens if t.live_at(now)]
 
     async def revoke_api_token(
         self, user_id: str, lookup_id: str, *, now: datetime

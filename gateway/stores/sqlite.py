@@ -347,7 +347,7 @@ class SQLiteStore(Store):
         tokens = [schema.token_row(row) for row in await self._run(read)]
         if with_invalid:
             return tokens
-        return [t for t in tokens if t.revoked_at is None and now < t.expiry_at]
+        return [t for t in tokens if t.live_at(now)]
 
     async def revoke_api_token(
         self, user_id: str, lookup_id: str, *, now: datetime
@@ -384,7 +384,7 @@ class SQLiteStore(Store):
                 if found is None:
                     return None
                 token, revoked = found
-                if revoked or token.revoked_at is not None or now >= token.expiry_at:
+                if revoked or not token.live_at(now):
                     raise Refused(
                         Reason.CONFLICT,
                         f"token {lookup_id} is revoked or expired; create a new token",
