@@ -18,14 +18,11 @@ from .stores.base import Snapshot, StaleSnapshot
 
 def request_client_ip(request: web.Request, services: Services) -> IPAddress:
     """The client IP (SPEC §3): the TCP peer, or the forwarded chain behind trusted proxies."""
-    trusted = services.config.server.trusted_proxies
-    headers = request.headers
     return resolve_client_ip(
         request.remote,  # the TCP peer, read once per connection by aiohttp
-        # read only from a trusted peer, and with no trusted proxies no peer is one
-        forwarded=headers.getall("Forwarded", ()) if trusted else (),
-        x_forwarded_for=headers.getall("X-Forwarded-For", ()) if trusted else (),
-        trusted=trusted,
+        forwarded=request.headers.getall("Forwarded", []),
+        x_forwarded_for=request.headers.getall("X-Forwarded-For", []),
+        trusted=services.config.server.trusted_proxies,
     )
 
 
