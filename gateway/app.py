@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from rules.decisions import Reason, Refuse
-from rules.routes import load_routes
+from rules.routes import Match, Route, load_routes
 
 from . import admin
 from .api import analytics, family, session, tokens, userip
@@ -93,12 +93,26 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+def order_route(dialect: Dialect, route: Route) -> Handler:
+    """The handler of one order route: the router matched it, its ``{name}`` segments included."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        match = Match(route, dict(request.match_info))
+        return await request.app[PIPELINE].handle(request, dialect, match)
+
+    return handle
+
+
 async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Every other path: a dialect's read routes, or an order path with the wrong method."""
     services = request.app[SERVICES]
     dialect = services.dialect_for(request.path)
     if dialect is None:
         return gateway_error(Refuse(Reason.NOT_FOUND, f"no route {request.method} {request.path}"))
-    return await request.app[PIPELINE].handle(request, dialect)
+    # Matched again, so an order route the router and the route table ever disagree on is
+    # still handled as an order route (checked, or refused), never forwarded as a read.
+    match = dialect.match(request.method, request.path)
+    return await request.app[PIPELINE].handle(request, dialect, match)
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
@@ -203,6 +217,6 @@ def create_app(
     # through to the catch-all (the pipeline owns method checks for both).
     for dialect in services.dialects.values():
         for route in dialect.routes.routes:
-            app.router.add_route(route.method, route.template, dispatch)
+            app.router.add_route(route.method, route.template, order_route(dialect, route))
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

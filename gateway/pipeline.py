@@ -49,9 +49,11 @@ class Pipeline:
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    async def handle(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
+    async def handle(
+        self, request: web.Request, dialect: Dialect, match: Match | None
+    ) -> web.StreamResponse:
+        """``match``: the order route the request matched, None for any other path."""
         started = time.perf_counter()
-        match = dialect.match(request.method, request.path)
         trace = Trace(
             dialect.name,
             request.method,
