@@ -5,13 +5,16 @@ Two broker files are read, both checked against the brokers' own documentation a
 - The Upstox instruments JSON (upstox.com/developer/api-documentation/instruments; the
   ``InstrumentData`` model of upstox-python-sdk 2.30): a list of objects with ``instrument_key``,
   ``segment``, ``exchange_token``, ``trading_symbol``, ``instrument_type`` (EQ, FUT…, CE, PE,
-  INDEX…), ``lot_size`` and ``tick_size``. In the JSON ``tick_size`` is in paise: the Option
+  INDEX…), ``lot_size``, ``freeze_quantity`` (the most one order may carry: a v3 place with
+  ``"slice": true`` is split by it, SPEC §7; 0 or absent where none applies) and
+  ``tick_size``. In the JSON ``tick_size`` is in paise: the Option
   Contracts example answers ``"tick_size": 5`` for a ₹0.05 NIFTY option, while the legacy CSV
   says ``0.05``. The file is also served gzipped.
 - The Kotak Neo scrip master CSV (``…/transformed/nse_fo.csv``, ``nse_cm-v1.csv``, from
   ``script-details/1.0/masterscrip/file-paths``): ``pSymbol`` (exchange token), ``pTrdSymbol``
   (the ``ts`` of an order), ``pExchSeg`` (the ``es``), ``pInstType`` (FUTIDX, FUTSTK, OPTIDX,
-  OPTSTK…), ``pOptionType`` (CE, PE, XX for futures), ``lLotSize`` and ``dTickSize``. Header
+  OPTSTK…), ``pOptionType`` (CE, PE, XX for futures), ``lLotSize``, ``dTickSize`` and, where
+  the file has it, ``lFreezeQty``. Header
   names carry stray spaces and semicolons in the real files (``dTickSize ``, ``dStrikePrice;``).
   ``dTickSize`` is in paise like the strike: integrations that read the file divide it by 100
   (default 5 → ₹0.05). Cash-segment index rows have no ISIN and are skipped.
@@ -109,18 +112,30 @@ def _paise_to_rupees(value: object, what: str) -> Decimal:
     return rupees.quantize(_ONE) if isinstance(exponent, int) and exponent > 0 else rupees
 
 
-def _lot_size(value: object, what: str) -> int:
+def _count(value: object, what: str, name: str) -> int | None:
+    """A positive whole number written as 25, 25.0 or "25"; None when absent."""
     if value is None or value == "":
-        return 1
+        return None
     if isinstance(value, bool):
-        raise ValueError(f"{what}: lot size {value!r} is not a number")
+        raise ValueError(f"{what}: {name} {value!r} is not a number")
     try:
-        lot = Decimal(str(value).strip())
+        number = Decimal(str(value).strip())
     except InvalidOperation as exc:
-        raise ValueError(f"{what}: lot size {value!r} is not a number") from exc
-    if not lot.is_finite() or lot != lot.to_integral_value() or lot < 1:
-        raise ValueError(f"{what}: lot size {value!r} is not a positive integer")
-    return int(lot)
+        raise ValueError(f"{what}: {name} {value!r} is not a number") from exc
+    if not number.is_finite() or number != number.to_integral_value() or number < 1:
+        raise ValueError(f"{what}: {name} {value!r} is not a positive integer")
+    return int(number)
+
+
+def _lot_size(value: object, what: str) -> int:
+    return _count(value, what, "lot size") or 1
+
+
+def _freeze_quantity(value: object, what: str) -> int | None:
+    # Upstox writes 0 (or leaves it out) where no freeze applies; both mean "not known".
+    if value in (0, 0.0, "0", "0.0"):
+        return None
+    return _count(value, what, "freeze quantity")
 
 
 def _upstox_kind(instrument_type: str, segment: str) -> InstrumentKind | None:
@@ -177,6 +192,7 @@ def _upstox_row(row: dict[str, Any], index: int) -> Instrument | None:
         exchange=segment,
         lot_size=_lot_size(row.get("lot_size"), what),
         token="" if token is None else str(token),
+        freeze_quantity=_freeze_quantity(row.get("freeze_quantity"), what),
     )
 
 
@@ -236,6 +252,7 @@ def load_kotak_csv(data: bytes) -> list[Instrument]:
                     exchange=segment,
                     lot_size=_lot_size(row.get("lLotSize"), what),
                     token=row["pSymbol"],
+                    freeze_quantity=_freeze_quantity(row.get("lFreezeQty"), what),
                 )
             )
     except csv.Error as exc:

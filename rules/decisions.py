@@ -46,6 +46,7 @@ class Reason(enum.Enum):
     MARKET_REJECTED = "market_rejected"  # rules.market_orders = "reject"
     UNKNOWN_ORDER = "unknown_order"  # MARKET modify of an order the gateway did not place
     IDEMPOTENCY_MISMATCH = "idempotency_mismatch"  # same Idempotency-Key, different body
+    TOO_MANY_ORDERS = "too_many_orders"  # one request carries more orders than the limit
     # Rate (SPEC §7)
     RATE_LIMITED = "rate_limited"
     # Dependencies (SPEC §10, §12)
@@ -86,6 +87,7 @@ _STATUS: dict[Reason, int] = {
     Reason.MARKET_REJECTED: 422,
     Reason.UNKNOWN_ORDER: 422,
     Reason.IDEMPOTENCY_MISMATCH: 422,
+    Reason.TOO_MANY_ORDERS: 422,
     Reason.RATE_LIMITED: 429,
     Reason.STORE_UNAVAILABLE: 503,
     Reason.UPSTREAM_UNAVAILABLE: 503,

@@ -12,11 +12,19 @@ framework; brokers (Upstox UDAPI1158) refuse them or demand market protection.  
 - Modifies are converted like placements, priced from the instrument and side the gateway
   recorded when it placed the order; a MARKET / SL-M modify of an order it did not place is
   refused (422), and a modify or cancel of another account's order is refused (403).
+
+Orders are counted, not requests (SPEC §7): the exchange's 10 orders per second is a count of
+orders, so a request carrying several takes that many rate-limit slots at once or none.  A
+multi-order or batch counts its orders; an Upstox v3 place with ``"slice": true`` is split by the
+broker into ceil(quantity / freeze quantity) orders (1 when the instrument master has no freeze
+quantity); a request with no order body (cancel all, exit positions) counts 1.  A request that
+alone carries more orders than the limit can never be admitted: refused (422) naming both.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -32,6 +40,7 @@ __all__ = [
     "convert",
     "needs_conversion",
     "needs_ltp",
+    "orders_carried",
     "resolve_for_account",
 ]
 
@@ -55,6 +64,8 @@ class OrderIntent:
     trigger_price: Decimal | None = None
     order_id: str | None = None
     tag: str | None = None
+    quantity: int | None = None  # what a sliced order is split by
+    sliced: bool = False  # upstox v3 "slice": true: the broker splits it by freeze quantity
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +188,36 @@ def _fresh_ltp(key: str, ltp: Decimal | None, age: float | None, max_age: float)
             "are converted to limit orders and need a fresh LTP",
         )
     return ltp
+
+
+def orders_carried(
+    intents: Sequence[OrderIntent],
+    *,
+    limit: int,
+    freeze_quantity: Callable[[str], int | None],
+) -> int:
+    """The orders a request counts against the rate limit; refuses one that alone exceeds it.
+
+    ``freeze_quantity`` answers the instrument master's freeze quantity of an instrument key
+    (None when unknown).
+    """
+    count = 0
+    for intent in intents:
+        count += _slices(intent, freeze_quantity)
+    count = max(count, 1)
+    if count > limit:
+        raise Refused(
+            Reason.TOO_MANY_ORDERS,
+            f"this request carries {count} orders, more than the limit of {limit} orders per"
+            " second; send them in smaller requests",
+        )
+    return count
+
+
+def _slices(intent: OrderIntent, freeze_quantity: Callable[[str], int | None]) -> int:
+    if not intent.sliced or not intent.quantity or not intent.instrument_key:
+        return 1
+    freeze = freeze_quantity(intent.instrument_key)
+    if not freeze or freeze <= 0:
+        return 1
+    return -(-intent.quantity // freeze)

@@ -48,6 +48,7 @@ class Instrument:
     exchange: str = ""
     lot_size: int = 1
     token: str = ""  # exchange token (kotak quotes are keyed "<seg>|<token>")
+    freeze_quantity: int | None = None  # the most one order may carry; a sliced order splits
 
 
 class CredentialKind(enum.Enum):

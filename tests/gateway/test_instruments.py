@@ -252,3 +252,37 @@ def test_master_is_read_only() -> None:
     master = sample_master()
     with pytest.raises(AttributeError):
         master.extra = 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1800.0, 1800), (1800, 1800), ("900", 900), (0, None), (0.0, None), (None, None)],
+)
+def test_upstox_freeze_quantity_is_read(value: object, expected: int | None) -> None:
+    [instrument] = load_upstox_json(upstox_bytes(upstox_row(freeze_quantity=value)))
+    assert instrument.freeze_quantity == expected
+
+
+def test_upstox_freeze_quantity_absent_is_unknown() -> None:
+    [instrument] = load_upstox_json(upstox_bytes(upstox_row()))
+    assert instrument.freeze_quantity is None
+
+
+@pytest.mark.parametrize("value", [-5, 1.5, "many", True])
+def test_upstox_bad_freeze_quantity_names_it(value: object) -> None:
+    with pytest.raises(ValueError, match="freeze quantity"):
+        load_upstox_json(upstox_bytes(upstox_row(freeze_quantity=value)))
+
+
+def test_kotak_freeze_quantity_where_the_file_has_it() -> None:
+    header = KOTAK_HEADER.rstrip("\n") + ",lFreezeQty\n"
+    [instrument] = load_kotak_csv(
+        kotak_bytes("52977,nse_fo,FUTIDX,NIFTY26JUNFUT,XX,,65,10.000000,1800", header=header)
+    )
+    assert instrument.freeze_quantity == 1800
+
+
+def test_the_shipped_sample_carries_freeze_quantities() -> None:
+    instrument = sample_master().get("NSE_EQ|INE002A01018")
+    assert instrument is not None
+    assert instrument.freeze_quantity == 100000
