@@ -13,14 +13,15 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from rules.decisions import Reason, Refuse
+from rules.decisions import Reason, Refuse, Refused
 from rules.routes import Match, Route, load_routes
 
-from . import admin
+from . import admin, http_guard
 from .api import analytics, family, session, tokens, userip
 from .api.common import Handler, gateway_error, json_response
 from .clock import Clock, SystemClock
@@ -73,6 +74,10 @@ def _envelope_for(services: Services, path: str, refuse: Refuse) -> web.Response
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse request targets that could route one way and forward another, before routing."""
     services = request.app[SERVICES]
+    try:
+        http_guard.check_head(request, services.config.server.max_header_bytes)
+    except Refused as refused:
+        return _envelope_for(services, request.path, refused.refusal)
     raw_path = request.raw_path.split("?", 1)[0]
     if not raw_path.startswith("/"):  # absolute-form (or asterisk-form) request target
         return _envelope_for(
@@ -91,6 +96,18 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
     response: web.StreamResponse = await handler(request)
     return response
+
+
+def _expect_handler(app: web.Application, dialect: Dialect) -> Any:
+    """Admission before ``100 Continue`` on this dialect's order routes (SPEC §12)."""
+
+    async def admit(request: web.Request) -> None:
+        await app[PIPELINE].admit_before_body(request, dialect)
+
+    def render(request: web.Request, refuse: Refuse) -> web.StreamResponse:
+        return dialect.refusal(refuse)
+
+    return http_guard.expect_handler(admit, render, app[SERVICES].config.server.max_header_bytes)
 
 
 def order_route(dialect: Dialect, route: Route) -> Handler:
@@ -216,7 +233,10 @@ def create_app(
     # Order routes resolve through the router's index; every other path of a dialect falls
     # through to the catch-all (the pipeline owns method checks for both).
     for dialect in services.dialects.values():
+        expect = _expect_handler(app, dialect)
         for route in dialect.routes.routes:
-            app.router.add_route(route.method, route.template, order_route(dialect, route))
+            app.router.add_route(
+                route.method, route.template, order_route(dialect, route), expect_handler=expect
+            )
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

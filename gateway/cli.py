@@ -21,6 +21,7 @@ from typing import Any
 from rules.decisions import Refused
 from rules.upstream_auth import parse_header_line
 
+from . import http_guard
 from .config import Config, ConfigError, load_config
 from .serving import serve, serve_worker, serve_workers, workers_refusal
 
@@ -163,6 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"order-gateway: {exc}", file=sys.stderr)
         return 2
     command = args.command
+    refusal = http_guard.parser_refusal() if command == "serve" else None
+    if refusal is not None:
+        print(f"order-gateway: {refusal}", file=sys.stderr)
+        return 2
     if command == "serve" and several:
         refusal = workers_refusal(config)
         if args.workers > 1 and args.worker_of is not None:

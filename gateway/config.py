@@ -36,6 +36,7 @@ class ServerConfig:
     port: int = 8080
     trusted_proxies: tuple[IPNetwork, ...] = ()
     max_body_bytes: int = 65536
+    max_header_bytes: int = 16384
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ class Config:
 
 
 _SECTIONS: dict[str, frozenset[str]] = {
-    "server": frozenset({"host", "port", "trusted_proxies", "max_body_bytes"}),
+    "server": frozenset({"host", "port", "trusted_proxies", "max_body_bytes", "max_header_bytes"}),
     "admin": frozenset({"token"}),
     "store": frozenset({"url"}),
     "upstream": frozenset(
@@ -169,6 +170,7 @@ def _build(raw: dict[str, dict[str, Any]]) -> Config:
             _network(v, "server.trusted_proxies") for v in _list(s, "server.trusted_proxies")
         ),
         max_body_bytes=_int(s, "server.max_body_bytes", 65536, minimum=1),
+        max_header_bytes=_int(s, "server.max_header_bytes", 16384, minimum=1024),
     )
     upstream = UpstreamConfig(
         upstox=_url(u, "upstream.upstox"),

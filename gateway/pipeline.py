@@ -105,14 +105,7 @@ class Pipeline:
             snapshot = await identify(s, token, dialect, verify=False)
             trace.user_id = snapshot.account.user_id
             trace.session_id = snapshot.credential.session_id
-            slot = snapshot.registration.slot_of(client_ip)
-            admit_order(
-                snapshot.credential,
-                now=s.clock.now(),
-                client_ip=client_ip,
-                registration=snapshot.registration,
-                slot_holder=None if slot is None else snapshot.slot_holders.get(slot),
-            )
+            self._admit(snapshot, client_ip)
             query = {**request.query, **match.params} if request.query_string else match.params
             decoded = dialect.decode(route, body, query)
             trace.original = [dict(doc.fields) for doc in decoded.docs]
@@ -143,6 +136,29 @@ class Pipeline:
                 request, dialect, route, decoded, snapshot, trace, started, idem
             )
         raise Refused(Reason.STORE_UNAVAILABLE, "the account changed repeatedly; try again")
+
+    def _admit(self, snapshot: Snapshot, client_ip: IPAddress) -> None:
+        """SPEC §5 steps 1-4: live, registered IP, session from it, holding its slot."""
+        slot = snapshot.registration.slot_of(client_ip)
+        admit_order(
+            snapshot.credential,
+            now=self.s.clock.now(),
+            client_ip=client_ip,
+            registration=snapshot.registration,
+            slot_holder=None if slot is None else snapshot.slot_holders.get(slot),
+        )
+
+    async def admit_before_body(self, request: web.Request, dialect: Dialect) -> None:
+        """The checks that need no body, for ``Expect: 100-continue`` (SPEC §12): raises
+        Refused (or StoreUnavailable) before the client is told to send the body."""
+        try:
+            client_ip = request_client_ip(request, self.s)
+            snapshot = await identify(self.s, dialect.token(request.headers), dialect)
+        except StoreUnavailable as exc:
+            raise Refused(
+                Reason.STORE_UNAVAILABLE, "the gateway's store is unavailable; nothing was sent"
+            ) from exc
+        self._admit(snapshot, client_ip)
 
     async def _rewrite(
         self, dialect: Dialect, decoded: Decoded, snapshot: Snapshot, token: Token

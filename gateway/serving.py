@@ -17,6 +17,7 @@ import signal
 
 from aiohttp import web
 
+from . import http_guard
 from .app import create_app
 from .config import Config
 from .loops import loop_factory
@@ -26,7 +27,12 @@ log = logging.getLogger("order_gateway")
 
 async def _listen(config: Config, paper_port: int, *, reuse_port: bool = False) -> web.AppRunner:
     app = create_app(config, paper_port=paper_port)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=10.0,
+        **http_guard.parser_settings(config.server.max_header_bytes),
+    )
     await runner.setup()
     site = web.TCPSite(
         runner, config.server.host, config.server.port, backlog=1024, reuse_port=reuse_port or None

@@ -19,6 +19,9 @@ class Reason(enum.Enum):
     BAD_REQUEST = "bad_request"  # malformed body, wrong types, bad path, duplicate credentials
     BAD_FORWARDED = "bad_forwarded"  # trusted proxy with no (or a malformed) forwarded header
     BODY_TOO_LARGE = "body_too_large"
+    HEADERS_TOO_LARGE = "headers_too_large"  # request head over server.max_header_bytes
+    HTTP_VERSION_NOT_SUPPORTED = "http_version_not_supported"  # only HTTP/1.0 and 1.1
+    EXPECTATION_FAILED = "expectation_failed"  # an Expect other than 100-continue
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     # Identity
@@ -64,6 +67,9 @@ _STATUS: dict[Reason, int] = {
     Reason.BAD_REQUEST: 400,
     Reason.BAD_FORWARDED: 400,
     Reason.BODY_TOO_LARGE: 413,
+    Reason.HEADERS_TOO_LARGE: 431,
+    Reason.HTTP_VERSION_NOT_SUPPORTED: 505,
+    Reason.EXPECTATION_FAILED: 417,
     Reason.NOT_FOUND: 404,
     Reason.METHOD_NOT_ALLOWED: 405,
     Reason.INVALID_TOKEN: 401,
