@@ -359,11 +359,19 @@ def _store_url(value: str) -> str:
             ok = False
         if ok:
             redis_url_parts(value)  # an empty key prefix fails here, naming the key
+    elif value.startswith("redis+sentinel://"):
+        try:
+            sentinel_parts(value)
+        except ValueError as exc:
+            raise ConfigError(f"store.url {_redact(value)!r}: {exc}") from exc
+        redis_url_parts(value)
+        ok = True
     else:
         ok = False
     if not ok:
         raise ConfigError(
-            f"store.url must be sqlite:///path or redis://host:port/db, got {_redact(value)!r}"
+            "store.url must be sqlite:///path, redis://host:port/db or"
+            f" redis+sentinel://host:port,…/<master>/<db>, got {_redact(value)!r}"
         )
     return value
 
@@ -378,6 +386,26 @@ def redis_url_parts(url: str) -> tuple[str, str]:
         raise ConfigError("store.url: prefix must not be empty")
     rest = urlencode([(name, value) for name, value in query if name != "prefix"])
     return urlunsplit(parts._replace(query=rest)), prefix
+
+
+def sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int]:
+    """(sentinels, master name, db) of a ``redis+sentinel://`` URL; ValueError when malformed."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    if not hosts:
+        raise ValueError("no Sentinel host")
+    sentinels = []
+    for host in hosts.split(","):
+        name, sep, port = host.rpartition(":")
+        if not sep or not name or not port.isdigit():
+            raise ValueError(f"Sentinel {host!r} must be host:port")
+        sentinels.append((name.strip("[]"), int(port)))
+    master, _, db = parts.path.strip("/").partition("/")
+    if not master:
+        raise ValueError("no master name: redis+sentinel://host:port,…/<master name>/<db>")
+    if db and not db.isdigit():
+        raise ValueError(f"db {db!r} is not a number")
+    return sentinels, master, int(db or 0)
 
 
 def _redact(url: str) -> str:

@@ -46,8 +46,6 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from cachetools import LRUCache
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from rules.decisions import Reason, Refused
@@ -57,7 +55,6 @@ from rules.registry import Registration
 from rules.sessions import Credential
 from rules.types import CredentialKind, IPAddress, IPNetwork, Side
 
-from ..config import redis_url_parts
 from .base import (
     Account,
     ApiToken,
@@ -70,6 +67,7 @@ from .base import (
     StoreUnavailable,
 )
 from .flusher import BATCH, Flusher
+from .redis_client import connect
 from .redis_scripts import Script, scripts
 
 __all__ = ["RedisStore"]
@@ -219,12 +217,7 @@ class RedisStore(Store):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
         """``options`` go to redis-py (a test passes ``connection_class``)."""
-        target, prefix = redis_url_parts(url)
-        options.setdefault("socket_connect_timeout", 1.0)
-        options.setdefault("socket_timeout", 1.0)
-        # One quick reconnect for a pooled connection the server dropped; then fail closed.
-        options.setdefault("retry", Retry(NoBackoff(), 1))
-        client = aioredis.Redis.from_url(target, **options)
+        client, prefix = connect(url, **options)
         return cls(client, prefix=prefix)
 
     # the one boundary for redis errors -----------------------------------------------------

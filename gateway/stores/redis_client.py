@@ -1,0 +1,103 @@
+"""The Redis client a store talks through: one pool, sized and waited on, standalone or Sentinel.
+
+``store.url`` forms (SPEC §11, §13):
+
+- ``redis://[user:password@]host:port/db?prefix=og:`` (``rediss://`` for TLS);
+- ``redis+sentinel://[user:password@]host:26379,host2:26379/<master name>/<db>?prefix=og:``:
+  the Sentinels are asked for the current primary and asked again after a failover, so the
+  gateway follows it; while no primary answers every store call fails (503, nothing sent).
+
+Under load the pool is a queue, not a cliff: a call waits for a free connection (up to
+``pool_timeout``, default the socket timeout) instead of failing at once as redis-py's default
+pool does at its limit, so a refusal for an unavailable store means the store really did not
+answer.  Query options: ``max_connections`` (default 64), ``pool_timeout``,
+``socket_timeout`` and ``socket_connect_timeout`` (1 s each by default), ``prefix``; any other
+is passed to redis-py as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
+
+from ..config import sentinel_parts
+
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_TIMEOUT_S", "connect"]
+
+DEFAULT_MAX_CONNECTIONS = 64
+DEFAULT_TIMEOUT_S = 1.0
+_FLOATS = ("socket_timeout", "socket_connect_timeout", "pool_timeout")
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """A Sentinel-managed pool that waits for a free connection like BlockingConnectionPool."""
+
+
+def _options(query: str) -> tuple[dict[str, Any], str]:
+    options: dict[str, Any] = {}
+    prefix = "og:"
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "prefix":
+            prefix = value
+        elif name in _FLOATS:
+            options[name] = float(value)
+        elif name == "max_connections":
+            options[name] = int(value)
+        else:
+            options[name] = value
+    return options, prefix
+
+
+def connect(url: str, **overrides: Any) -> tuple[aioredis.Redis, str]:
+    """A client for ``store.url`` and the key prefix; ``overrides`` win over the URL's options
+    (a test passes ``connection_class``)."""
+    parts = urlsplit(url)
+    options, prefix = _options(parts.query)
+    options.update(overrides)
+    timeout = options.setdefault("socket_timeout", DEFAULT_TIMEOUT_S)
+    options.setdefault("socket_connect_timeout", DEFAULT_TIMEOUT_S)
+    pool_timeout = options.pop("pool_timeout", timeout)
+    max_connections = options.pop("max_connections", DEFAULT_MAX_CONNECTIONS)
+    # One quick reconnect for a pooled connection the server dropped; then fail closed.
+    options.setdefault("retry", Retry(NoBackoff(), 1))
+    if parts.username:
+        options.setdefault("username", unquote(parts.username))
+    if parts.password:
+        options.setdefault("password", unquote(parts.password))
+    if parts.scheme == "redis+sentinel":
+        return _sentinel_client(url, options, max_connections, pool_timeout), prefix
+    pool = BlockingConnectionPool.from_url(
+        parts._replace(query="").geturl(),
+        max_connections=max_connections,
+        timeout=pool_timeout,
+        **options,
+    )
+    return aioredis.Redis.from_pool(pool), prefix
+
+
+def _sentinel_client(
+    url: str, options: dict[str, Any], max_connections: int, pool_timeout: float
+) -> aioredis.Redis:
+    sentinels, master, db = sentinel_parts(url)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinels,
+        sentinel_kwargs={
+            "socket_timeout": options["socket_timeout"],
+            "socket_connect_timeout": options["socket_connect_timeout"],
+        },
+    )
+    client: aioredis.Redis = sentinel.master_for(
+        master,
+        connection_pool_class=_BlockingSentinelPool,
+        db=db,
+        max_connections=max_connections,
+        timeout=pool_timeout,
+        **options,
+    )
+    return client
