@@ -12,6 +12,7 @@ Every other path of a dialect is forwarded with authentication only.
 
 from __future__ import annotations
 
+import logging
 import time
 from decimal import Decimal
 from typing import Any
@@ -43,6 +44,8 @@ from .stores.base import IdempotencyRecord, Snapshot, StaleSnapshot, StoreUnavai
 from .upstream import UpstreamError, UpstreamResponse, response_headers
 
 _MAX_STALE_RETRIES = 3
+
+log = logging.getLogger("order_gateway")
 
 
 class Pipeline:
@@ -79,7 +82,10 @@ class Pipeline:
             return await self._order(request, dialect, match, client_ip, token, trace, started)
         except Refused as refused:
             return await self._refuse(dialect, refused.refusal, trace, started, match is not None)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            log.warning(
+                "%s %s refused, the store did not answer: %s", request.method, request.path, exc
+            )
             refusal = Refuse(
                 Reason.STORE_UNAVAILABLE, "the gateway's store is unavailable; nothing was sent"
             )

@@ -225,3 +225,72 @@ async def test_workers_refuse_to_start_without_what_they_need(
     assert process.returncode == 2, err.decode()
     assert message in err.decode()
     assert not os.listdir(tmp_path)  # nothing started: not even the SQLite file
+
+
+@pytest.mark.redis
+async def test_a_burst_of_forty_accounts_through_two_workers(
+    two_workers: Served, paper: TestServer
+) -> None:
+    """40 accounts x 12 orders at once, each order on a fresh connection from the account's
+    own registered address: exactly 10 forwarded and 2 refused per account, no 503."""
+    gw = two_workers.url
+    ips = [f"127.0.2.{n}" for n in range(1, 41)]
+    clients = {
+        ip: aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(local_addr=(ip, 0), force_close=True)
+        )
+        for ip in ips
+    }
+    try:
+
+        async def call(ip: str, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+            async with clients[ip].request(method, gw + path, **kw) as resp:
+                return resp.status, await resp.json()
+
+        bearers: dict[str, dict[str, str]] = {}
+        for n, ip in enumerate(ips):
+            user = f"B{n}"
+            body = {"user_id": user, "name": "B"}
+            assert (await call(ip, "POST", "/admin/v1/accounts", json=body, headers=ADMIN))[
+                0
+            ] == 201
+            _, app = await call(ip, "POST", f"/admin/v1/accounts/{user}/apps", headers=ADMIN)
+            _, login = await call(ip, "POST", "/gateway/v1/session", json=app)
+            bearer = {"Authorization": f"Bearer {login['data']['access_token']}"}
+            status, _ = await call(
+                ip, "PUT", "/v2/user/ip", json={"primary_ip": ip}, headers=bearer
+            )
+            assert status == 200
+            _, login = await call(ip, "POST", "/gateway/v1/session", json=app)
+            bearers[ip] = {"Authorization": f"Bearer {login['data']['access_token']}"}
+
+        async def order(ip: str, n: int) -> tuple[str, int]:
+            body = {**LIMIT_ORDER, "tag": f"{ip}-{n}"}
+            status, _ = await call(ip, "POST", "/v2/order/place", json=body, headers=bearers[ip])
+            return ip, status
+
+        started = time.monotonic()
+        results = await asyncio.gather(*(order(ip, n) for n in range(12) for ip in ips))
+        took = time.monotonic() - started
+    finally:
+        for client in clients.values():
+            await client.close()
+
+    per_ip: dict[str, list[int]] = {}
+    for ip, status in results:
+        per_ip.setdefault(ip, []).append(status)
+    assert {status for _, status in results} <= {200, 429}  # never "store unavailable"
+    if took < 1.0:  # the whole burst inside one window: exactly the limit each
+        bad = {ip: s for ip, s in per_ip.items() if sorted(s) != [200] * 10 + [429] * 2}
+    else:  # a slow machine spread it over more windows: at least 10, at most 10 per window
+        windows = int(took) + 1
+        bad = {ip: s for ip, s in per_ip.items() if not 10 <= s.count(200) <= 10 * windows}
+    assert not bad, (took, bad)
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(paper.make_url("/paper/orders")) as resp,
+    ):
+        tags = [order["body"]["tag"] for order in (await resp.json())["orders"]]
+    admitted = sum(status == 200 for _, status in results)
+    assert len(tags) == admitted
+    assert len(set(tags)) == admitted  # nothing forwarded twice
