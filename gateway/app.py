@@ -18,21 +18,20 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from rules.decisions import Reason, Refuse
-from rules.routes import Match, Route, load_routes
+from rules.routes import Access, Match, Route
 
 from . import admin
 from .api import analytics, family, session, tokens, userip
 from .api.common import Handler, gateway_error, json_response
 from .clock import Clock, SystemClock
 from .config import Config
+from .dialects import create_dialects
 from .dialects.base import Dialect
-from .dialects.kotak import KotakDialect
-from .dialects.paradex import ParadexDialect
-from .dialects.upstox import UpstoxDialect
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
 from .metrics import Metrics
 from .pipeline import Pipeline
+from .public import forward_public
 from .services import SERVICES, Services
 from .stores.base import Store, StoreUnavailable
 from .upstream import Upstream
@@ -55,13 +54,6 @@ def create_store(config: Config) -> Store:
     from .stores.redis import RedisStore
 
     return RedisStore.from_url(url)
-
-
-def create_dialects() -> dict[str, Dialect]:
-    dialects: dict[str, Dialect] = {"upstox": UpstoxDialect(load_routes("upstox"))}
-    dialects["kotak"] = KotakDialect(load_routes("kotak"))
-    dialects["paradex"] = ParadexDialect(load_routes("paradex"))
-    return dialects
 
 
 def _envelope_for(services: Services, path: str, refuse: Refuse) -> web.Response:
@@ -104,14 +96,29 @@ def order_route(dialect: Dialect, route: Route) -> Handler:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    """Every other path: a dialect's read routes, or an order path with the wrong method."""
+    """Every other path: a dialect's read and public routes, or a refused write."""
     services = request.app[SERVICES]
-    dialect = services.dialect_for(request.path)
+    method, path = request.method, request.path
+    dialect = services.dialect_for(path)
     if dialect is None:
-        return gateway_error(Refuse(Reason.NOT_FOUND, f"no route {request.method} {request.path}"))
+        return gateway_error(Refuse(Reason.NOT_FOUND, f"no route {method} {path}"))
     # Matched again, so an order route the router and the route table ever disagree on is
     # still handled as an order route (checked, or refused), never forwarded as a read.
-    match = dialect.match(request.method, request.path)
+    match = dialect.match(method, path)
+    if match is None:
+        access = dialect.routes.access(method, path)
+        if access is Access.PUBLIC:
+            return await forward_public(services, request, dialect)
+        # An order path with another method is the pipeline's 405 (after authentication);
+        # any other write under an order prefix is no route at all: 404, never forwarded.
+        if access is Access.CLOSED and not dialect.is_order_path(path):
+            return dialect.refusal(
+                Refuse(
+                    Reason.NOT_FOUND,
+                    f"{method} {path} is not an order route the gateway knows; writes under an"
+                    " order prefix are refused, never forwarded",
+                )
+            )
     return await request.app[PIPELINE].handle(request, dialect, match)
 
 

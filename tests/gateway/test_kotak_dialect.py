@@ -21,9 +21,18 @@ from rules.types import Action, OrderType, Side
 from ..harness import form, kotak_market
 
 DIALECT = KotakDialect(load_routes("kotak"))
-PLACE = Route("kotak", "POST", "/quick/order/rule/ms/place", Action.PLACE)
-MODIFY = Route("kotak", "POST", "/quick/order/vr/modify", Action.MODIFY)
-CANCEL = Route("kotak", "POST", "/quick/order/cancel", Action.CANCEL)
+
+
+def route(path: str) -> Route:
+    """The shipped table's route: its body shape picks the decoder."""
+    match = DIALECT.match("POST", path)
+    assert match is not None
+    return match.route
+
+
+PLACE = route("/quick/order/rule/ms/place")
+MODIFY = route("/quick/order/vr/modify")
+CANCEL = route("/quick/order/cancel")
 
 # As neo_api_client 3.0.9 builds it (services/order.py), tag unset.
 SDK_PLACE = kotak_market()
