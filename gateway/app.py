@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Mapping
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -154,11 +154,22 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
-def _bases(config: Config, paper_url: str | None) -> dict[str, str]:
-    u = config.upstream
-    configured = {"upstox": u.upstox, "kotak": u.kotak, "paradex": u.paradex}
+def upstream_bases(
+    configured: Mapping[str, str | None], dialects: Collection[str], paper_url: str | None
+) -> dict[str, str]:
+    """Each registered dialect's upstream base URL; a dialect with no upstream key, or a key
+    naming no registered dialect, is a startup error.  An unset URL falls back to the
+    embedded paper broker, or else to the first configured one."""
+    unknown = sorted(set(configured) - set(dialects))
+    missing = sorted(set(dialects) - set(configured))
+    if unknown or missing:
+        raise ValueError(
+            "upstream keys and registered dialects differ:"
+            + "".join(f" upstream.{name} names no dialect;" for name in unknown)
+            + "".join(f" dialect {name} has no upstream.{name};" for name in missing)
+        )
     fallback = paper_url or next((v for v in configured.values() if v), None)
-    return {name: value or fallback or "" for name, value in configured.items()}
+    return {name: configured[name] or fallback or "" for name in dialects}
 
 
 def create_app(
@@ -168,14 +179,15 @@ def create_app(
     instruments = (
         load_master(list(config.instruments.files)) if config.instruments.files else sample_master()
     )
+    dialects = create_dialects()
     services = Services(
         config=config,
         clock=clock,
         store=create_store(config),
-        upstream=Upstream(config.upstream, _bases(config, None)),
+        upstream=Upstream(config.upstream, upstream_bases(config.upstream.urls, dialects, None)),
         instruments=instruments,
         ltp=LtpBook(clock.monotonic, max_age=config.rules.ltp_max_age_s),
-        dialects=create_dialects(),
+        dialects=dialects,
         metrics=Metrics(),
     )
     app = web.Application(middlewares=[guard], client_max_size=config.server.max_body_bytes)
@@ -194,7 +206,9 @@ def create_app(
             port = paper_runner.addresses[0][1]
             url = f"http://127.0.0.1:{port}"
             app[PAPER_URL] = url
-            services.upstream = Upstream(config.upstream, _bases(config, url))
+            services.upstream = Upstream(
+                config.upstream, upstream_bases(config.upstream.urls, dialects, url)
+            )
             log.info("embedded paper broker on %s (GET %s/paper/orders)", url, url)
         await services.store.start()
         await services.upstream.start()

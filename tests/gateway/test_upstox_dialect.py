@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gateway.app import upstream_bases
 from gateway.dialects import REGISTRY, create_dialects
 from gateway.dialects.upstox import UpstoxDialect
 from rules.decisions import Reason, Refused
@@ -203,3 +204,32 @@ def test_positions_exit_keeps_its_tag_and_segment() -> None:
     assert decoded.target == "/v2/order/positions/exit?segment=NSE_EQ&tag=exit%2F1"
     assert decoded.body is None and decoded.docs == []
     assert route("POST", "/v2/order/positions/exit").action is Action.PLACE
+
+
+# upstream URLs against the registry (SPEC §13) ----------------------------------------------
+
+
+def test_every_registered_dialect_gets_its_configured_upstream() -> None:
+    urls = {"upstox": "http://u", "kotak": None, "paradex": "http://p"}
+    assert upstream_bases(urls, ["upstox", "kotak", "paradex"], None) == {
+        "upstox": "http://u",
+        "kotak": "http://u",  # unset: the first configured one
+        "paradex": "http://p",
+    }
+    with_paper = upstream_bases(urls, ["kotak", "upstox", "paradex"], "http://paper")
+    assert with_paper["kotak"] == "http://paper"  # unset: the embedded paper broker
+
+
+@pytest.mark.parametrize(
+    ("urls", "says"),
+    [
+        ({"upstox": None, "kotak": None}, "dialect paradex has no upstream.paradex"),
+        (
+            {"upstox": None, "kotak": None, "paradex": None, "zerodha": "http://z"},
+            "upstream.zerodha names no dialect",
+        ),
+    ],
+)
+def test_upstream_keys_must_match_the_registry(urls: dict[str, str | None], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        upstream_bases(urls, sorted(REGISTRY), None)
