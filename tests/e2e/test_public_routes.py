@@ -3,9 +3,11 @@ call without one, pass without a gateway credential and with no account attached
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import unquote
 
 import pytest
+import upstox_client
 
 from ..harness import Harness
 from .conftest import kotak_headers
@@ -128,3 +130,28 @@ async def test_whatsmyip_shows_the_address_the_broker_sees(gw: Harness) -> None:
     assert reply.data["stCode"] == 1000
     [got] = await gw.upstream_requests()
     assert got["headers"]["x-gateway-user-id"] == trader.user_id
+
+
+@pytest.mark.sdk
+async def test_the_upstox_sdk_reads_candles_and_holidays_without_a_token(gw: Harness) -> None:
+    configuration = upstox_client.Configuration()
+    configuration.host = gw.url
+    client = upstox_client.ApiClient(configuration)  # no access token, as the SDK allows
+
+    candles = await asyncio.to_thread(
+        upstox_client.HistoryApi(client).get_historical_candle_data,
+        "NSE_EQ|INE002A01018",
+        "day",
+        "2026-01-02",
+        "2.0",
+    )
+    holidays = await asyncio.to_thread(
+        upstox_client.MarketHolidaysAndTimingsApi(client).get_holidays
+    )
+
+    assert candles.status == holidays.status == "success"
+    paths = [r["path"] for r in await gw.upstream_requests()]
+    assert paths == [
+        "/v2/historical-candle/NSE_EQ|INE002A01018/day/2026-01-02",
+        "/v2/market/holidays",
+    ]

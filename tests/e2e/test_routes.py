@@ -3,9 +3,11 @@ the table does not know, and the upstream sees only the order id the gateway che
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+import upstox_client
 
 from ..conftest import GatewayFactory
 from ..harness import RELIANCE, Harness, Login, form
@@ -308,3 +310,30 @@ async def test_a_bad_market_protection_is_refused_naming_the_field(
     assert reply.status == 400, reply.body
     assert "market_protection" in reply.message
     assert await gw.upstream_requests() == []
+
+
+# the real Upstox SDK (upstox-python-sdk 2.30): its {} body on every cancel (SPEC §2) ---------
+
+
+@pytest.mark.sdk
+@pytest.mark.parametrize("version", ["2.0", "3.0"])
+async def test_the_upstox_sdk_cancels_with_its_empty_json_body(gw: Harness, version: str) -> None:
+    # the SDK connects from 127.0.0.1, so that is the IP the account registers
+    trader = await gw.trader("127.0.0.1")
+    own = await _own_upstox_order(gw, trader)
+    configuration = upstox_client.Configuration()
+    configuration.host = configuration.order_host = gw.url
+    configuration.access_token = trader.token
+    client = upstox_client.ApiClient(configuration)
+
+    if version == "2.0":
+        cancelled = await asyncio.to_thread(
+            upstox_client.OrderApi(client).cancel_order, own, version
+        )
+    else:
+        cancelled = await asyncio.to_thread(upstox_client.OrderApiV3(client).cancel_order, own)
+
+    assert cancelled.status == "success"
+    assert cancelled.data.order_id == own
+    got = (await gw.upstream_requests())[-1]
+    assert (got["method"], got["query"], got["body"]) == ("DELETE", {"order_id": own}, None)
