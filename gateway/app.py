@@ -12,28 +12,27 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from rules.decisions import Reason, Refuse, Refused
-from rules.routes import Match, Route, load_routes
+from rules.routes import Access, Match, Route
 
 from . import admin, http_guard
 from .api import analytics, family, session, tokens, userip
 from .api.common import Handler, gateway_error, json_response
 from .clock import Clock, SystemClock
 from .config import Config
+from .dialects import create_dialects
 from .dialects.base import Dialect
-from .dialects.kotak import KotakDialect
-from .dialects.paradex import ParadexDialect
-from .dialects.upstox import UpstoxDialect
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
 from .metrics import Metrics
 from .pipeline import Pipeline
+from .public import forward_public
 from .services import SERVICES, Services
 from .stores.base import Store, StoreUnavailable
 from .upstream import Upstream
@@ -56,13 +55,6 @@ def create_store(config: Config) -> Store:
     from .stores.redis import RedisStore
 
     return RedisStore.from_url(url)
-
-
-def create_dialects() -> dict[str, Dialect]:
-    dialects: dict[str, Dialect] = {"upstox": UpstoxDialect(load_routes("upstox"))}
-    dialects["kotak"] = KotakDialect(load_routes("kotak"))
-    dialects["paradex"] = ParadexDialect(load_routes("paradex"))
-    return dialects
 
 
 def _envelope_for(services: Services, path: str, refuse: Refuse) -> web.Response:
@@ -121,14 +113,29 @@ def order_route(dialect: Dialect, route: Route) -> Handler:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    """Every other path: a dialect's read routes, or an order path with the wrong method."""
+    """Every other path: a dialect's read and public routes, or a refused write."""
     services = request.app[SERVICES]
-    dialect = services.dialect_for(request.path)
+    method, path = request.method, request.path
+    dialect = services.dialect_for(path)
     if dialect is None:
-        return gateway_error(Refuse(Reason.NOT_FOUND, f"no route {request.method} {request.path}"))
+        return gateway_error(Refuse(Reason.NOT_FOUND, f"no route {method} {path}"))
     # Matched again, so an order route the router and the route table ever disagree on is
     # still handled as an order route (checked, or refused), never forwarded as a read.
-    match = dialect.match(request.method, request.path)
+    match = dialect.match(method, path)
+    if match is None:
+        access = dialect.routes.access(method, path)
+        if access is Access.PUBLIC:
+            return await forward_public(services, request, dialect)
+        # An order path with another method is the pipeline's 405 (after authentication);
+        # any other write under an order prefix is no route at all: 404, never forwarded.
+        if access is Access.CLOSED and not dialect.is_order_path(path):
+            return dialect.refusal(
+                Refuse(
+                    Reason.NOT_FOUND,
+                    f"{method} {path} is not an order route the gateway knows; writes under an"
+                    " order prefix are refused, never forwarded",
+                )
+            )
     return await request.app[PIPELINE].handle(request, dialect, match)
 
 
@@ -164,11 +171,22 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
-def _bases(config: Config, paper_url: str | None) -> dict[str, str]:
-    u = config.upstream
-    configured = {"upstox": u.upstox, "kotak": u.kotak, "paradex": u.paradex}
+def upstream_bases(
+    configured: Mapping[str, str | None], dialects: Collection[str], paper_url: str | None
+) -> dict[str, str]:
+    """Each registered dialect's upstream base URL; a dialect with no upstream key, or a key
+    naming no registered dialect, is a startup error.  An unset URL falls back to the
+    embedded paper broker, or else to the first configured one."""
+    unknown = sorted(set(configured) - set(dialects))
+    missing = sorted(set(dialects) - set(configured))
+    if unknown or missing:
+        raise ValueError(
+            "upstream keys and registered dialects differ:"
+            + "".join(f" upstream.{name} names no dialect;" for name in unknown)
+            + "".join(f" dialect {name} has no upstream.{name};" for name in missing)
+        )
     fallback = paper_url or next((v for v in configured.values() if v), None)
-    return {name: value or fallback or "" for name, value in configured.items()}
+    return {name: configured[name] or fallback or "" for name in dialects}
 
 
 def create_app(
@@ -178,14 +196,15 @@ def create_app(
     instruments = (
         load_master(list(config.instruments.files)) if config.instruments.files else sample_master()
     )
+    dialects = create_dialects()
     services = Services(
         config=config,
         clock=clock,
         store=create_store(config),
-        upstream=Upstream(config.upstream, _bases(config, None)),
+        upstream=Upstream(config.upstream, upstream_bases(config.upstream.urls, dialects, None)),
         instruments=instruments,
         ltp=LtpBook(clock.monotonic, max_age=config.rules.ltp_max_age_s),
-        dialects=create_dialects(),
+        dialects=dialects,
         metrics=Metrics(),
     )
     app = web.Application(middlewares=[guard], client_max_size=config.server.max_body_bytes)
@@ -204,7 +223,9 @@ def create_app(
             port = paper_runner.addresses[0][1]
             url = f"http://127.0.0.1:{port}"
             app[PAPER_URL] = url
-            services.upstream = Upstream(config.upstream, _bases(config, url))
+            services.upstream = Upstream(
+                config.upstream, upstream_bases(config.upstream.urls, dialects, url)
+            )
             log.info("embedded paper broker on %s (GET %s/paper/orders)", url, url)
         await services.store.start()
         await services.upstream.start()

@@ -62,9 +62,16 @@ class UpstreamConfig:
     shared_secret: str = field(default="", repr=False)
 
     @property
+    def urls(self) -> dict[str, str | None]:
+        """The base URL per dialect under SPEC §13's fixed keys; ``create_app`` checks them
+        against the dialect registry, so a key without a dialect (or the reverse) fails at
+        startup instead of routing a broker's orders nowhere."""
+        return {"upstox": self.upstox, "kotak": self.kotak, "paradex": self.paradex}
+
+    @property
     def embedded(self) -> bool:
         """No upstream configured: the bundled paper broker runs in-process."""
-        return self.upstox is None and self.kotak is None and self.paradex is None
+        return all(url is None for url in self.urls.values())
 
 
 @dataclass(frozen=True, slots=True)

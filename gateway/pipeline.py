@@ -112,8 +112,7 @@ class Pipeline:
             trace.user_id = snapshot.account.user_id
             trace.session_id = snapshot.credential.session_id
             self._admit(snapshot, client_ip)
-            query = {**request.query, **match.params} if request.query_string else match.params
-            decoded = dialect.decode(route, body, query)
+            decoded = dialect.decode_request(match, body, request.raw_path)
             trace.original = [dict(doc.fields) for doc in decoded.docs]
             await self._rewrite(dialect, decoded, snapshot, token)
             trace.rewritten = [dict(doc.fields) for doc in decoded.docs]
@@ -267,7 +266,7 @@ class Pipeline:
         )
         if content_type:
             headers["Content-Type"] = content_type
-        path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
+        path_qs = decoded.target  # the routed path and the rebuilt query (SPEC §10)
         trace.decision = "admitted"
         overhead = time.perf_counter() - started
         try:

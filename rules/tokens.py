@@ -4,6 +4,12 @@
   ``expiry_duration`` in seconds from now (Paradex: "1 min to 1 year") and optional
   ``allowed_cidrs``.  Both token types are opaque random secrets here; the type is kept as the
   token's ``kind`` and filters ``GET /v1/account/tokens?kind=``.
+- Paradex marks ``name``, ``token_type`` and ``expiry_duration`` optional
+  (docs.paradex.trade api/prod/token/create-token) without publishing defaults, so an absent
+  one takes the gateway's: ``token_type`` ``jwt`` (the page calls the result "the generated
+  JWT token"), ``name`` ``API token``, ``expiry_duration`` 30 days (shorter than the 1-year
+  maximum: a forgotten token should not outlive a month).  A field sent as ``null`` is not
+  absent and is refused.
 - ``allowed_cidrs``: at most 50 strict CIDRs (``rules.ip.parse_cidr``); an empty list means no
   restriction of the token's own.  ``PUT …/allowed-cidrs`` replaces the whole list.
 - What a token may reach, on every route but order routes (which ``rules.sessions.admit_order``
@@ -28,6 +34,9 @@ from rules.sessions import Credential, check_allowlist
 from rules.types import CredentialKind, IPAddress, IPNetwork
 
 __all__ = [
+    "DEFAULT_EXPIRY_S",
+    "DEFAULT_NAME",
+    "DEFAULT_TOKEN_TYPE",
     "MAX_EXPIRY_S",
     "MIN_EXPIRY_S",
     "TOKEN_TYPES",
@@ -42,6 +51,9 @@ MIN_EXPIRY_S = 60
 MAX_EXPIRY_S = 365 * 24 * 3600
 TOKEN_TYPES = frozenset({"jwt", "api_key"})
 MAX_NAME = 100
+DEFAULT_TOKEN_TYPE = "jwt"  # noqa: S105 - a token kind, not a secret
+DEFAULT_NAME = "API token"
+DEFAULT_EXPIRY_S = 30 * 24 * 3600
 _FIELDS = frozenset({"name", "token_type", "expiry_duration", "allowed_cidrs"})
 
 
@@ -84,22 +96,22 @@ def parse_token_request(body: Any) -> TokenRequest:
     if not isinstance(body, dict):
         raise Refused(
             Reason.BAD_REQUEST,
-            'the body must be {"name", "token_type", "expiry_duration", "allowed_cidrs"?}',
+            'the body must be {"name"?, "token_type"?, "expiry_duration"?, "allowed_cidrs"?}',
         )
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
         raise Refused(Reason.BAD_REQUEST, f"unknown field(s): {', '.join(unknown)}")
-    name = body.get("name")
+    name = body.get("name", DEFAULT_NAME)
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise Refused(
             Reason.BAD_REQUEST, f"name must be a non-empty string of at most {MAX_NAME} characters"
         )
-    kind = body.get("token_type")
+    kind = body.get("token_type", DEFAULT_TOKEN_TYPE)
     if kind not in TOKEN_TYPES:
         raise Refused(
             Reason.BAD_REQUEST, f"token_type must be 'jwt' or 'api_key', got {_json(kind)}"
         )
-    expiry = body.get("expiry_duration")
+    expiry = body.get("expiry_duration", DEFAULT_EXPIRY_S)
     if (
         not isinstance(expiry, int)
         or isinstance(expiry, bool)

@@ -37,7 +37,7 @@ from rules.routes import Route
 from rules.types import Action, Instrument, OrderType, Side
 
 from ..codec import decode_answer, decode_json, encode_json
-from .base import Decoded, Dialect, OrderDoc, Token, single_header
+from .base import Decoded, Decoder, Dialect, OrderDoc, Token, single_header
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -98,10 +98,6 @@ _AMO = ("YES", "NO")
 
 _INTEGER = re.compile(r"[0-9]+")
 _PRICE = re.compile(r"[0-9]+(\.[0-9]+)?")
-
-_PLACE = "/quick/order/rule/ms/place"
-_MODIFY = "/quick/order/vr/modify"
-_CANCEL = "/quick/order/cancel"
 
 
 def envelope(refuse: Refuse) -> dict[str, Any]:
@@ -209,6 +205,27 @@ def _intent(action: Action, doc: Mapping[str, str | None], where: str) -> OrderI
     )
 
 
+def _place(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    doc = parse_jdata(body)
+    _require(doc, ("es", "ts", "tt", "pt", "qt"), "place")
+    return Decoded(docs=[OrderDoc(_intent(Action.PLACE, doc, "place"), doc)])
+
+
+def _modify(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    doc = parse_jdata(body)
+    _require(doc, ("no",), "modify")
+    return Decoded(docs=[OrderDoc(_intent(Action.MODIFY, doc, "modify"), doc)])
+
+
+def _cancel(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    """A cancel, and the cover/bracket order exits, which name the order the same way."""
+    doc = parse_jdata(body)
+    _require(doc, ("on",), "cancel")
+    _choice(doc, "am", _AMO)
+    intent = OrderIntent(Action.CANCEL, order_id=_present(doc, "on"))
+    return Decoded(docs=[OrderDoc(intent, doc)], order_id=intent.order_id)
+
+
 class KotakDialect(Dialect):
     name: ClassVar[str] = "kotak"
     prefixes: ClassVar[tuple[str, ...]] = (
@@ -216,7 +233,12 @@ class KotakDialect(Dialect):
         "/script-details/",
         "/portfolio/",
         "/market-data/",
+        # the client's whatsmyip (neo_api_client services/client_ip.py): a session's read
+        "/login/1.0/get-client-ip",
     )
+    credential_headers: ClassVar[frozenset[str]] = frozenset({"auth", "sid"})
+    # the client sends its consumer key, not a gateway credential, in Authorization
+    public_headers: ClassVar[frozenset[str]] = frozenset({"authorization"})
 
     def token(self, headers: CIMultiDictProxy[str]) -> Token:
         auth = single_header(headers, "Auth")
@@ -228,21 +250,8 @@ class KotakDialect(Dialect):
             )
         return Token(auth.strip(), sid.strip())
 
-    def decode(self, route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
-        doc = parse_jdata(body)
-        path = route.template
-        if path == _CANCEL:
-            _require(doc, ("on",), "cancel")
-            _choice(doc, "am", _AMO)
-            intent = OrderIntent(Action.CANCEL, order_id=_present(doc, "on"))
-            return Decoded(docs=[OrderDoc(intent, doc)], order_id=intent.order_id)
-        if path == _MODIFY:
-            _require(doc, ("no",), "modify")
-            return Decoded(docs=[OrderDoc(_intent(Action.MODIFY, doc, "modify"), doc)])
-        if path != _PLACE:
-            raise Refused(Reason.NOT_FOUND, f"no kotak order route {path}")
-        _require(doc, ("es", "ts", "tt", "pt", "qt"), "place")
-        return Decoded(docs=[OrderDoc(_intent(Action.PLACE, doc, "place"), doc)])
+    def body_decoders(self) -> Mapping[str, Decoder]:
+        return {"kotak.place": _place, "kotak.modify": _modify, "kotak.cancel": _cancel}
 
     def apply(self, doc: OrderDoc, conversion: Conversion) -> None:
         doc.conversion = conversion

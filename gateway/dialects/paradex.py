@@ -30,7 +30,7 @@ from rules.types import Action, CredentialKind, Instrument, OrderType, Side
 from ..codec import decode_answer, decode_json
 from ..codec import encode_json as _encode
 from ..config import RulesConfig
-from .base import Decoded, Dialect, OrderDoc, Token, bearer
+from .base import Decoded, Decoder, Dialect, OrderDoc, Token, bearer
 from .fields import Spec, check_fields, is_int, is_str, one_of
 
 MAX_BATCH = 10
@@ -86,6 +86,18 @@ _ORDER: Spec = {
     "on_behalf_of_account": (is_str, "a string", False),
 }
 _MODIFY: Spec = {**_ORDER, "id": (is_str, "a string", False)}
+_ALGO: Spec = {
+    "algo_type": (one_of("TWAP"), "TWAP", True),
+    "duration_seconds": (is_int, "an integer", True),
+    "market": _ORDER["market"],
+    "side": _ORDER["side"],
+    "size": _ORDER["size"],
+    "type": (one_of("MARKET"), "MARKET (the only algo order type)", True),
+    "signature": (is_str, "a string", True),
+    "signature_timestamp": (is_int, "an integer", True),
+    "recv_window": (is_int, "an integer", False),
+    "on_behalf_of_account": (is_str, "a string", False),
+}
 _CANCEL_BATCH: Spec = {
     "order_ids": (_flags, "a list of strings", False),
     "client_order_ids": (_flags, "a list of strings", False),
@@ -118,6 +130,66 @@ def _no_body(body: bytes, path: str) -> None:
         raise Refused(Reason.BAD_REQUEST, f"{path} takes no request body")
 
 
+def _order(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    doc = _check(decode_json(body), _ORDER, "order")
+    return Decoded(docs=[OrderDoc(_intent(Action.PLACE, doc), doc)])
+
+
+def _batch(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    orders = decode_json(body)
+    if not isinstance(orders, list) or not 1 <= len(orders) <= MAX_BATCH:
+        raise Refused(Reason.BAD_REQUEST, f"a batch is a JSON array of 1 to {MAX_BATCH} orders")
+    checked = [_check(o, _ORDER, f"order {i}") for i, o in enumerate(orders)]
+    return Decoded(docs=[OrderDoc(_intent(Action.PLACE, d), d) for d in checked], many=True)
+
+
+def _modify(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    order_id = query["id"]
+    doc = _check(decode_json(body), _MODIFY, "modify")
+    if doc.get("id", order_id) != order_id:
+        raise Refused(Reason.BAD_REQUEST, "modify: id must be the order id in the path")
+    return Decoded(docs=[OrderDoc(_intent(Action.MODIFY, doc, order_id), doc)])
+
+
+def _cancel(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    _no_body(body, route.template)
+    order_id = query["id"]
+    return Decoded(
+        docs=[OrderDoc(OrderIntent(Action.CANCEL, order_id=order_id), {})], order_id=order_id
+    )
+
+
+def _cancel_batch(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    ids = _check(decode_json(body), _CANCEL_BATCH, "cancel batch")
+    docs = [
+        OrderDoc(OrderIntent(Action.CANCEL, order_id=order_id), {})
+        for order_id in ids.get("order_ids", [])
+    ]
+    return Decoded(docs=docs, body=ids)
+
+
+def _cancel_all(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    _no_body(body, route.template)
+    if "market" in query and not query["market"]:
+        raise Refused(Reason.BAD_REQUEST, "market, when given, must name a market")
+    return Decoded()
+
+
+def _algo(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    """A TWAP (api/prod/algos/create-order): one request, one order for the rate limit; its
+    intent is MARKET, so the grid, when on for a known market, refuses it in ``apply``."""
+    doc = _check(decode_json(body), _ALGO, "algo order")
+    if doc["duration_seconds"] <= 0:
+        raise Refused(Reason.BAD_REQUEST, "algo order: duration_seconds must be positive")
+    intent = OrderIntent(
+        action=Action.PLACE,
+        instrument_key=doc["market"],
+        side=Side(doc["side"]),
+        order_type=OrderType.MARKET,
+    )
+    return Decoded(docs=[OrderDoc(intent, doc)])
+
+
 class ParadexDialect(Dialect):
     name: ClassVar[str] = "paradex"
     prefixes: ClassVar[tuple[str, ...]] = ("/v1/",)
@@ -126,53 +198,34 @@ class ParadexDialect(Dialect):
     )
 
     def is_order_path(self, path: str) -> bool:
-        # Paradex's reads share the order paths (GET /v1/orders, GET /v1/orders/{id}) and every
-        # method that changes an order there is an order route, so other methods are forwarded.
+        # Paradex's reads share the order paths (GET /v1/orders, GET /v1/orders/{id}); any
+        # other write there is refused by the route table's order prefixes (fail closed).
         return False
 
     def token(self, headers: CIMultiDictProxy[str]) -> Token:
         return bearer(headers)
 
-    def decode(self, route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
-        path = route.template
-        if route.action is Action.PLACE:
-            if path == "/v1/orders":
-                doc = _check(decode_json(body), _ORDER, "order")
-                return Decoded(docs=[OrderDoc(_intent(Action.PLACE, doc), doc)])
-            orders = decode_json(body)
-            if not isinstance(orders, list) or not 1 <= len(orders) <= MAX_BATCH:
-                raise Refused(
-                    Reason.BAD_REQUEST,
-                    f"a batch is a JSON array of 1 to {MAX_BATCH} orders",
-                )
-            checked = [_check(o, _ORDER, f"order {i}") for i, o in enumerate(orders)]
-            return Decoded(docs=[OrderDoc(_intent(Action.PLACE, d), d) for d in checked], many=True)
-        if route.action is Action.MODIFY:
-            order_id = query["id"]
-            doc = _check(decode_json(body), _MODIFY, "modify")
-            if doc.get("id", order_id) != order_id:
-                raise Refused(Reason.BAD_REQUEST, "modify: id must be the order id in the path")
-            return Decoded(docs=[OrderDoc(_intent(Action.MODIFY, doc, order_id), doc)])
-        if path == "/v1/orders/{id}":
-            _no_body(body, path)
-            order_id = query["id"]
-            return Decoded(
-                docs=[OrderDoc(OrderIntent(Action.CANCEL, order_id=order_id), {})],
-                order_id=order_id,
-            )
-        if path == "/v1/orders/batch":
-            ids = _check(decode_json(body), _CANCEL_BATCH, "cancel batch")
-            docs = [
-                OrderDoc(OrderIntent(Action.CANCEL, order_id=order_id), {})
-                for order_id in ids.get("order_ids", [])
-            ]
-            return Decoded(docs=docs, body=ids)
-        _no_body(body, path)
-        if "market" in query and not query["market"]:
-            raise Refused(Reason.BAD_REQUEST, "market, when given, must name a market")
-        return Decoded()
+    def body_decoders(self) -> Mapping[str, Decoder]:
+        return {
+            "paradex.order": _order,
+            "paradex.batch": _batch,
+            "paradex.modify": _modify,
+            "paradex.cancel": _cancel,
+            "paradex.cancel_all": _cancel_all,
+            "paradex.cancel_batch": _cancel_batch,
+            "paradex.algo": _algo,
+        }
 
     def apply(self, doc: OrderDoc, conversion: Conversion) -> None:
+        if "algo_type" in doc.fields:
+            # A TWAP's children are MARKET orders the exchange places later, every 30 s, and
+            # the algo accepts no other type: the edge cannot price them, so under the grid
+            # the algo is refused rather than forwarded unpriced.
+            raise Refused(
+                Reason.MARKET_REJECTED,
+                f"an algo order on {doc.intent.instrument_key} places MARKET children the"
+                " gateway cannot price; place LIMIT orders instead",
+            )
         doc.conversion = conversion
         doc.fields["type"] = _CONVERTED_TYPE[conversion.order_type]
         doc.fields["price"] = str(conversion.limit_price)
@@ -198,7 +251,7 @@ class ParadexDialect(Dialect):
         answer = decode_answer(body)
         if not isinstance(answer, dict):
             return []
-        if route.template == "/v1/orders":
+        if route.body in ("paradex.order", "paradex.algo"):  # one order (or algo) answered
             order_id = answer.get("id")
             return [order_id] if isinstance(order_id, str) and order_id else []
         orders, errors = answer.get("orders"), answer.get("errors")

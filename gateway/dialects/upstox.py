@@ -23,7 +23,17 @@ from rules.routes import Route
 from rules.types import Action, CredentialKind, Instrument, OrderType, Side
 
 from ..codec import decode_answer, decode_json, encode_json
-from .base import Decoded, Dialect, OrderDoc, Token, bearer, refusal_response
+from .base import (
+    Decoded,
+    Decoder,
+    Dialect,
+    OrderDoc,
+    Token,
+    bearer,
+    decode_json_object,
+    decode_none,
+    refusal_response,
+)
 from .fields import Spec, check_fields, is_bool, is_int, is_number, is_str, one_of
 
 CODES: dict[Reason, str] = {
@@ -97,15 +107,25 @@ _PLACE: Spec = {
     "trigger_price": (is_number, "a number", True),
     "is_amo": (is_bool, "true or false", True),
 }
+
+
+def _protection(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and (0 <= v <= 25 or v == -1)
+
+
+# SPEC §2: an integer 0 to 25, or -1, wherever the SDK sends it (PlaceOrderV3Request,
+# MultiOrderRequest, ModifyOrderRequest for v2 and v3, GttRule); forwarded as sent.
+_MARKET_PROTECTION = (_protection, "an integer from 0 to 25, or -1", False)
 _PLACE_V3: Spec = {
     **_PLACE,
     "slice": (is_bool, "true or false", False),
-    "market_protection": (is_number, "a number", False),
+    "market_protection": _MARKET_PROTECTION,
 }
 _MULTI: Spec = {
     **_PLACE,
     "correlation_id": (is_str, "a string", True),
     "slice": _PLACE_V3["slice"],
+    "market_protection": _MARKET_PROTECTION,
 }
 _MODIFY: Spec = {
     "order_id": (is_str, "a string", True),
@@ -115,8 +135,8 @@ _MODIFY: Spec = {
     "price": (is_number, "a number", False),
     "disclosed_quantity": (is_int, "an integer", False),
     "trigger_price": (is_number, "a number", False),
+    "market_protection": _MARKET_PROTECTION,
 }
-_MODIFY_V3: Spec = {**_MODIFY, "market_protection": (is_number, "a number", False)}
 
 
 def _check(doc: object, spec: Spec, where: str) -> dict[str, Any]:
@@ -155,6 +175,53 @@ def _intent(action: Action, doc: dict[str, Any]) -> OrderIntent:
     )
 
 
+def _single(action: Action, spec: Spec, where: str) -> Decoder:
+    def decode(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+        doc = _check(decode_json(body), spec, where)
+        return Decoded(docs=[OrderDoc(_intent(action, doc), doc)])
+
+    return decode
+
+
+def _multi_place(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    orders = decode_json(body)
+    if not isinstance(orders, list) or not orders:
+        raise Refused(Reason.BAD_REQUEST, "multi place takes a non-empty JSON array of orders")
+    docs = [_check(o, _MULTI, f"order {i}") for i, o in enumerate(orders)]
+    ids = [d["correlation_id"] for d in docs]
+    if len(set(ids)) != len(ids):
+        raise Refused(Reason.BAD_REQUEST, "correlation_id must be unique within the request")
+    return Decoded(docs=[OrderDoc(_intent(Action.PLACE, d), d) for d in docs], many=True)
+
+
+def _cancel(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    order_id = query.get("order_id", "")
+    if not order_id:
+        raise Refused(Reason.BAD_REQUEST, "order_id is required in the query string")
+    decode_none(route, body, query)
+    return Decoded(
+        docs=[OrderDoc(OrderIntent(Action.CANCEL, order_id=order_id), {})], order_id=order_id
+    )
+
+
+def _gtt(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    decoded = decode_json_object(route, body, query)
+    rules = decoded.body.get("rules") if isinstance(decoded.body, dict) else None
+    if rules is None:
+        return decoded
+    if not isinstance(rules, list) or not all(isinstance(rule, dict) for rule in rules):
+        raise Refused(Reason.BAD_REQUEST, "gtt: rules must be a list of JSON objects")
+    for i, rule in enumerate(rules):
+        check, kind, _ = _MARKET_PROTECTION
+        if "market_protection" in rule and not check(rule["market_protection"]):
+            raise Refused(
+                Reason.BAD_REQUEST,
+                f"gtt rule {i}: market_protection must be {kind},"
+                f" got {rule['market_protection']!r}",
+            )
+    return decoded
+
+
 class UpstoxDialect(Dialect):
     name: ClassVar[str] = "upstox"
     prefixes: ClassVar[tuple[str, ...]] = ("/v2/", "/v3/")
@@ -166,52 +233,15 @@ class UpstoxDialect(Dialect):
     def token(self, headers: CIMultiDictProxy[str]) -> Token:
         return bearer(headers)
 
-    def decode(self, route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
-        path = route.template
-        if route.action is Action.CANCEL and path.endswith("/order/cancel"):
-            order_id = query.get("order_id", "")
-            if not order_id:
-                raise Refused(Reason.BAD_REQUEST, "order_id is required in the query string")
-            self._no_body(body, path)
-            return Decoded(
-                docs=[OrderDoc(OrderIntent(Action.CANCEL, order_id=order_id), {})],
-                order_id=order_id,
-            )
-        if path in ("/v2/order/place", "/v3/order/place"):
-            spec = _PLACE if path.startswith("/v2") else _PLACE_V3
-            doc = _check(decode_json(body), spec, "order")
-            return Decoded(docs=[OrderDoc(_intent(Action.PLACE, doc), doc)])
-        if path in ("/v2/order/modify", "/v3/order/modify"):
-            spec = _MODIFY if path.startswith("/v2") else _MODIFY_V3
-            doc = _check(decode_json(body), spec, "modify")
-            return Decoded(docs=[OrderDoc(_intent(Action.MODIFY, doc), doc)])
-        if path == "/v2/order/multi/place":
-            orders = decode_json(body)
-            if not isinstance(orders, list) or not orders:
-                raise Refused(
-                    Reason.BAD_REQUEST, "multi place takes a non-empty JSON array of orders"
-                )
-            docs = [_check(o, _MULTI, f"order {i}") for i, o in enumerate(orders)]
-            ids = [d["correlation_id"] for d in docs]
-            if len(set(ids)) != len(ids):
-                raise Refused(
-                    Reason.BAD_REQUEST, "correlation_id must be unique within the request"
-                )
-            return Decoded(docs=[OrderDoc(_intent(Action.PLACE, d), d) for d in docs], many=True)
-        if path == "/v2/order/multi/cancel":
-            self._no_body(body, path)
-            return Decoded()
-        # positions exit and GTT routes: admitted and tagged, their bodies checked as JSON
-        # objects and re-encoded; GTT legs carry trigger rules, not MARKET/LIMIT types.
-        payload = decode_json(body) if body.strip() else None
-        if payload is not None and not isinstance(payload, dict):
-            raise Refused(Reason.BAD_REQUEST, f"{path} takes a JSON object")
-        return Decoded(body=payload)
-
-    @staticmethod
-    def _no_body(body: bytes, path: str) -> None:
-        if body.strip():
-            raise Refused(Reason.BAD_REQUEST, f"{path} takes no request body")
+    def body_decoders(self) -> Mapping[str, Decoder]:
+        return {
+            "upstox.place": _single(Action.PLACE, _PLACE, "order"),
+            "upstox.place_v3": _single(Action.PLACE, _PLACE_V3, "order"),
+            "upstox.modify": _single(Action.MODIFY, _MODIFY, "modify"),
+            "upstox.multi_place": _multi_place,
+            "upstox.cancel": _cancel,
+            "upstox.gtt": _gtt,
+        }
 
     def apply(self, doc: OrderDoc, conversion: Conversion) -> None:
         doc.conversion = conversion

@@ -92,6 +92,15 @@ async def cancel(request: web.Request) -> web.Response:
     return _ok(order_id)
 
 
+async def client_ip(request: web.Request) -> web.Response:
+    """``whatsmyip``: the address this broker sees, in the shape of Kotak's answer
+    (neo_api_client docs/functions/authentication/whatsmyip.md)."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S.000")
+    return json_response(
+        {"data": [{"ip": request.remote, "time": stamp}], "stCode": 1000, "status": "success"}
+    )
+
+
 async def quotes(request: web.Request) -> web.Response:
     paper = state(request)
     answer: list[dict[str, Any]] = []
@@ -129,6 +138,10 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/quick/order/rule/ms/place", place)
     router.add_post("/quick/order/vr/modify", modify)
     router.add_post("/quick/order/cancel", cancel)
+    # exiting a cover or bracket order closes it as a cancel does: jData {on, am}
+    router.add_post("/quick/order/co/exit", cancel)
+    router.add_post("/quick/order/bo/exit", cancel)
+    router.add_get("/login/1.0/get-client-ip", client_ip)
     router.add_get("/script-details/1.0/quotes/neosymbol/{symbols}/{quote_type}", quotes)
     for prefix in _PREFIXES:
         router.add_route("*", f"/{prefix}/{{tail:.*}}", echo)

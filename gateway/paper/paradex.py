@@ -115,6 +115,23 @@ async def cancel_all(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def algo_place(request: web.Request) -> web.Response:
+    """A TWAP (api/prod/algos/create-order) answers 201 with the algo, status NEW."""
+    got = received(request)
+    reason = _invalid(got.body) if got.parsed else "body must be JSON"
+    if reason:
+        return error("VALIDATION_ERROR", reason)
+    order = _new_order(request, got.body)
+    algo = {
+        key: order[key]
+        for key in ("id", "account", "market", "side", "size", "remaining_size", "status")
+    }
+    algo.update(algo_type=got.body.get("algo_type", "TWAP"), created_at=order["created_at"])
+    accept(request, [algo["id"]])
+    opened(request, algo["id"], algo["market"])
+    return json_response(algo, 201)
+
+
 async def echo(request: web.Request) -> web.Response:
     return json_response({"path": request.path, "user_id": user_id(request)})
 
@@ -124,4 +141,6 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/v1/orders/batch", batch)
     router.add_delete("/v1/orders", cancel_all)
     router.add_delete("/v1/orders/{order_id}", cancel)
+    router.add_post("/v1/algo/orders", algo_place)
+    router.add_delete("/v1/algo/orders/{order_id}", cancel)
     router.add_route("*", "/v1/{tail:.*}", echo)

@@ -208,7 +208,7 @@ async def test_malformed_cidrs_on_replace_change_nothing(
         ({"name": "bot", "token_type": "api_key", "expiry_duration": 59}, "expiry_duration"),
         ({"name": "bot", "token_type": "api_key", "expiry_duration": 31536001}, "got 31536001"),
         ({"name": "bot", "token_type": "session", "expiry_duration": 60}, "token_type"),
-        ({"token_type": "jwt", "expiry_duration": 60}, "name"),
+        ({"name": None, "token_type": "jwt", "expiry_duration": 60}, "name"),
         ([], "the body must be"),
     ],
 )
@@ -218,6 +218,16 @@ async def test_bad_creation_requests(gw: Harness, body: Any, named: str) -> None
     assert reply.status == 400, reply.body
     assert named in reply.data["message"]
     assert await listed(gw, login, "?with_invalid=true") == []
+
+
+async def test_absent_creation_fields_take_the_defaults(gw: Harness) -> None:
+    # Paradex marks name, token_type and expiry_duration optional (SPEC §9, README)
+    login = await gw.trader("127.0.0.2")
+    reply = await gw.request("POST", TOKENS, json={}, headers=login.bearer)
+    assert reply.status == 200, reply.body
+    meta = reply.data["api_token"]
+    assert (meta["name"], meta["kind"], meta["allowed_cidrs"]) == ("API token", "jwt", [])
+    assert meta["expiry_at"] - meta["created_at"] == 30 * 24 * 3600 * 10**9
 
 
 async def test_expired_tokens_are_refused_and_cannot_be_changed(gw: Harness) -> None:

@@ -21,9 +21,18 @@ from rules.types import Action, OrderType, Side
 from ..harness import form, kotak_market
 
 DIALECT = KotakDialect(load_routes("kotak"))
-PLACE = Route("kotak", "POST", "/quick/order/rule/ms/place", Action.PLACE)
-MODIFY = Route("kotak", "POST", "/quick/order/vr/modify", Action.MODIFY)
-CANCEL = Route("kotak", "POST", "/quick/order/cancel", Action.CANCEL)
+
+
+def route(path: str) -> Route:
+    """The shipped table's route: its body shape picks the decoder."""
+    match = DIALECT.match("POST", path)
+    assert match is not None
+    return match.route
+
+
+PLACE = route("/quick/order/rule/ms/place")
+MODIFY = route("/quick/order/vr/modify")
+CANCEL = route("/quick/order/cancel")
 
 # As neo_api_client 3.0.9 builds it (services/order.py), tag unset.
 SDK_PLACE = kotak_market()
@@ -388,3 +397,14 @@ def test_read_route_forms_are_reencoded_strictly() -> None:
     )
     with pytest.raises(Refused):
         DIALECT.reencode_other(b'jData={"a":1,"a":2}', FORM)
+
+
+@pytest.mark.parametrize("path", ["/quick/order/co/exit", "/quick/order/bo/exit"])
+def test_cover_and_bracket_exits_are_cancels_of_the_named_order(path: str) -> None:
+    exit_route = route(path)
+    assert exit_route.action is Action.CANCEL
+    decoded = DIALECT.decode(exit_route, form({"on": "260101000007", "am": "NO"}), {})
+    [doc] = decoded.docs
+    assert decoded.order_id == doc.intent.order_id == "260101000007"
+    with pytest.raises(Refused, match="cancel: jData is missing on"):
+        DIALECT.decode(exit_route, form({"am": "NO"}), {})

@@ -161,3 +161,94 @@ def test_spec_codes(reason: Reason) -> None:
     assert response.status == reason.status
     assert isinstance(response.body, bytes)
     assert json.loads(response.body) == {"error": reason.name, "message": "why"}
+
+
+# algo orders and block trades (SPEC §2) -----------------------------------------------------
+
+TWAP = {
+    "algo_type": "TWAP",
+    "duration_seconds": 600,
+    "market": "BTC-USD-PERP",
+    "side": "BUY",
+    "size": "0.5",
+    "type": "MARKET",
+    "signature": "[1,2]",
+    "signature_timestamp": 1767225600000,
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "action"),
+    [
+        ("POST", "/v1/algo/orders", Action.PLACE),
+        ("DELETE", "/v1/algo/orders/a1", Action.CANCEL),
+        ("POST", "/v1/block-trades", Action.PLACE),
+        ("POST", "/v1/block-trades/b1/execute", Action.PLACE),
+        ("DELETE", "/v1/block-trades/b1", Action.CANCEL),
+        ("POST", "/v1/block-trades/b1/offers", Action.PLACE),
+        ("POST", "/v1/block-trades/b1/offers/o1/execute", Action.PLACE),
+        ("DELETE", "/v1/block-trades/b1/offers/o1", Action.CANCEL),
+    ],
+)
+def test_algo_and_block_trade_writes_are_order_routes(
+    method: str, path: str, action: Action
+) -> None:
+    assert route(method, path).action is action
+
+
+def test_a_twap_is_one_market_order_on_its_market() -> None:
+    decoded = DIALECT.decode(route("POST", "/v1/algo/orders"), body(TWAP), {})
+    [doc] = decoded.docs
+    assert doc.fields == TWAP
+    assert (doc.intent.instrument_key, doc.intent.side) == ("BTC-USD-PERP", Side.BUY)
+    assert doc.intent.order_type is OrderType.MARKET
+    encoded, content_type = DIALECT.encode(decoded)
+    assert (json.loads(encoded), content_type) == (TWAP, "application/json")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        ({"type": "LIMIT"}, "type must be MARKET"),
+        ({"algo_type": "VWAP"}, "algo_type must be TWAP"),
+        ({"duration_seconds": 0}, "duration_seconds must be positive"),
+        ({"duration_seconds": "600"}, "duration_seconds must be an integer"),
+        ({"size": "0"}, "size must be positive"),
+        ({"price": "1"}, "unknown field 'price'"),
+    ],
+)
+def test_a_malformed_twap_is_refused(overrides: dict[str, Any], says: str) -> None:
+    with pytest.raises(Refused, match=says):
+        DIALECT.decode(route("POST", "/v1/algo/orders"), body({**TWAP, **overrides}), {})
+
+
+def test_the_grid_refuses_a_twap_rather_than_forward_it_unpriced() -> None:
+    [doc] = DIALECT.decode(route("POST", "/v1/algo/orders"), body(TWAP), {}).docs
+    conversion = Conversion(
+        original_type=OrderType.MARKET,
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal("100.1"),
+        reference=Decimal("100"),
+        band=Decimal("0.1"),
+        ltp=Decimal("100"),
+    )
+    with pytest.raises(Refused) as refused:
+        DIALECT.apply(doc, conversion)
+    assert refused.value.refusal.reason is Reason.MARKET_REJECTED
+    assert doc.fields == TWAP  # nothing rewritten
+
+
+def test_an_algo_cancel_names_the_algo_and_takes_no_body() -> None:
+    decoded = DIALECT.decode(route("DELETE", "/v1/algo/orders/a1"), b"", {"id": "a1"})
+    assert decoded.order_id == "a1"
+    assert decoded.docs[0].intent.action is Action.CANCEL
+
+
+def test_block_trade_bodies_are_json_objects_forwarded_as_signed() -> None:
+    trade = {"nonce": "n1", "block_expiration": 1, "required_signers": ["0x1"], "trades": {}}
+    decoded = DIALECT.decode(route("POST", "/v1/block-trades"), body(trade), {})
+    assert decoded.docs == [] and decoded.body == trade
+    with pytest.raises(Refused, match="takes a JSON object"):
+        DIALECT.decode(route("POST", "/v1/block-trades/b1/execute"), body([1]), {})
+    cancel = DIALECT.decode(route("DELETE", "/v1/block-trades/b1"), b"{}", {"block_trade_id": "b1"})
+    assert cancel.docs == [] and cancel.body is None

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from rules.routes import Route, RouteTable, load_routes, parse_routes
+from rules.analytics import default_table
+from rules.decisions import Reason, Refused
+from rules.routes import Access, Match, Route, RouteTable, load_routes, order_target, parse_routes
 from rules.types import Action
 
 SPEC_ORDER_ROUTES = {
@@ -24,17 +26,26 @@ SPEC_ORDER_ROUTES = {
         ("POST", "/quick/order/rule/ms/place"),
         ("POST", "/quick/order/vr/modify"),
         ("POST", "/quick/order/cancel"),
+        ("POST", "/quick/order/co/exit"),
+        ("POST", "/quick/order/bo/exit"),
     },
     "paradex": {
         ("POST", "/v1/orders"),
         ("POST", "/v1/orders/batch"),
         ("DELETE", "/v1/orders/{id}"),
         ("DELETE", "/v1/orders"),
+        ("POST", "/v1/algo/orders"),
+        ("DELETE", "/v1/algo/orders/{id}"),
+        # docs.paradex.trade api/prod/block-trades: create, execute, cancel
+        ("POST", "/v1/block-trades"),
+        ("POST", "/v1/block-trades/{block_trade_id}/execute"),
+        ("DELETE", "/v1/block-trades/{block_trade_id}"),
     },
 }
+DIALECTS = sorted(SPEC_ORDER_ROUTES)
 
 
-@pytest.mark.parametrize("dialect", sorted(SPEC_ORDER_ROUTES))
+@pytest.mark.parametrize("dialect", DIALECTS)
 def test_every_spec_order_route_is_in_the_shipped_table(dialect: str) -> None:
     table = load_routes(dialect)
     routes = {(r.method, r.template) for r in table.routes}
@@ -106,3 +117,201 @@ def test_an_empty_table_has_no_order_routes() -> None:
 def test_methods_are_upper_cased() -> None:
     table = parse_routes("t", {"order": [{"method": "post", "path": "/x", "action": "place"}]})
     assert table.match("POST", "/x") is not None
+
+
+# the shipped tables: public routes, fail closed ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dialect", "path"),
+    [
+        ("upstox", "/v2/historical-candle/NSE_EQ%7CINE002A01018/day/2026-01-02"),
+        ("upstox", "/v3/historical-candle/NSE_EQ%7CINE002A01018/days/1/2026-01-02"),
+        ("upstox", "/v2/market/holidays"),
+        ("upstox", "/v2/market/holidays/2026-01-26"),
+        ("upstox", "/v2/market/timings/2026-01-02"),
+        ("kotak", "/script-details/1.0/masterscrip/file-paths"),
+        ("kotak", "/script-details/1.0/quotes/neosymbol/nse_cm|2885/ltp"),
+        ("kotak", "/market-data/1.0/watchlist/expiries"),
+        ("kotak", "/market-data/1.0/historical/details"),
+    ],
+)
+def test_spec_public_routes_are_public(dialect: str, path: str) -> None:
+    table = load_routes(dialect)
+    assert table.access("GET", path) is Access.PUBLIC
+    assert table.access("POST", path) is not Access.PUBLIC  # only the listed method
+    assert table.match("GET", path) is None
+
+
+@pytest.mark.parametrize(
+    ("dialect", "path"),
+    [
+        ("upstox", "/v2/market/holidaysX"),  # prefixes match whole segments
+        ("upstox", "/v2/market/status/NSE"),
+        ("upstox", "/v2/order/retrieve-all"),
+        ("upstox", "/v2/user/profile"),
+        ("kotak", "/quick/user/orders"),
+        ("kotak", "/login/1.0/get-client-ip"),
+        ("paradex", "/v1/markets"),
+    ],
+)
+def test_other_reads_need_authentication(dialect: str, path: str) -> None:
+    assert load_routes(dialect).access("GET", path) is Access.AUTHENTICATED
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_no_public_route_is_an_order_route_or_reads_an_account(dialect: str) -> None:
+    table = load_routes(dialect)
+    for method, prefix in table.public:
+        assert method == "GET"
+        assert not any(p.startswith(prefix) or prefix.startswith(p) for p in table.order_prefixes)
+        assert not any(r.template.startswith(prefix) for r in table.routes)
+        if dialect == "upstox":  # the analytics table says which upstox paths are account data
+            category = default_table().lookup(prefix)
+            assert category is not None and not category.registered_ip, prefix
+
+
+@pytest.mark.parametrize(
+    ("dialect", "method", "path"),
+    [
+        ("upstox", "POST", "/v2/order/unknown"),
+        ("upstox", "PUT", "/v3/order/gtt/unknown"),
+        ("upstox", "DELETE", "/v2/order/trades"),
+        ("upstox", "PATCH", "/v2/order/modify"),
+        ("kotak", "POST", "/quick/order/xx/place"),
+        ("kotak", "POST", "/quick/order"),
+        ("paradex", "POST", "/v1/orders/unknown"),
+        ("paradex", "PATCH", "/v1/orders/abc"),
+        ("paradex", "POST", "/v1/algo/orders/abc/amend"),
+        ("paradex", "PUT", "/v1/block-trades/b1"),
+    ],
+)
+def test_an_unknown_write_under_an_order_prefix_is_closed(
+    dialect: str, method: str, path: str
+) -> None:
+    table = load_routes(dialect)
+    assert table.match(method, path) is None
+    assert table.access(method, path) is Access.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("dialect", "method", "path"),
+    [
+        ("kotak", "POST", "/quick/order/history"),  # the official client's order history
+        ("kotak", "POST", "/quick/user/check-margin"),  # not under an order prefix
+        ("upstox", "GET", "/v2/order/details"),
+        ("upstox", "POST", "/v2/charges/brokerage"),
+        ("paradex", "GET", "/v1/orders/abc"),
+        ("paradex", "HEAD", "/v1/algo/orders"),
+        ("paradex", "POST", "/v1/orders-history"),  # "/v1/orders" is a whole-segment prefix
+    ],
+)
+def test_reads_under_and_writes_beside_order_prefixes_pass(
+    dialect: str, method: str, path: str
+) -> None:
+    assert load_routes(dialect).access(method, path) is Access.AUTHENTICATED
+
+
+# tables that would let a public route reach an order or an account -----------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"public": [{"method": "GET", "prefix": "/v2/"}], "order_prefixes": ["/v2/order/"]},
+        {"public": [{"method": "GET", "prefix": "/v2/order/x"}], "order_prefixes": ["/v2/order"]},
+        {
+            "public": [{"method": "GET", "prefix": "/q"}],
+            "order": [{"method": "POST", "path": "/q/place", "action": "place"}],
+        },
+        {
+            "public": [{"method": "POST", "prefix": "/q/history"}],
+            "read": [{"method": "POST", "path": "/q/history"}],
+        },
+    ],
+)
+def test_a_public_prefix_covering_an_order_route_or_read_is_refused(
+    data: dict[str, object],
+) -> None:
+    with pytest.raises(ValueError, match=r"public .* covers"):
+        parse_routes("t", data)
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ({"read": {"method": "POST"}}, "'read' must be an array"),
+        ({"public": [{"method": "GET"}]}, "missing 'prefix'"),
+        ({"read": [["POST", "/x"]]}, "bad entry"),
+        ({"order_prefixes": "/x/"}, "order_prefixes must be a list of strings"),
+        (
+            {"order": [{"method": "POST", "path": "/x", "action": "place", "query": "a"}]},
+            "query must be a list of strings",
+        ),
+    ],
+)
+def test_malformed_rows_name_what_is_wrong(data: dict[str, object], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        parse_routes("t", data)
+
+
+def test_order_rows_carry_their_body_shape_and_query() -> None:
+    table = parse_routes(
+        "t",
+        {
+            "order": [
+                {"method": "DELETE", "path": "/c", "action": "cancel", "query": ["id"]},
+                {"method": "POST", "path": "/p", "action": "place", "body": "t.place"},
+            ]
+        },
+    )
+    cancel, place = table.routes
+    assert (cancel.body, cancel.query) == ("none", frozenset({"id"}))
+    assert (place.body, place.query) == ("t.place", frozenset())
+
+
+# the upstream target (SPEC §10) ---------------------------------------------------------------
+
+CANCEL = Route("t", "DELETE", "/v2/order/cancel", Action.CANCEL, query=frozenset({"order_id"}))
+BY_ID = Route("t", "DELETE", "/v1/orders/{id}", Action.CANCEL)
+MULTI = Route("t", "DELETE", "/m", Action.CANCEL, query=frozenset({"tag", "segment"}))
+
+
+@pytest.mark.parametrize(
+    ("match", "raw_query", "target", "query"),
+    [
+        (Match(CANCEL, {}), "order_id=260101000001", "/v2/order/cancel?order_id=260101000001",
+         {"order_id": "260101000001"}),
+        (Match(BY_ID, {"id": "abc"}), "", "/v1/orders/abc", {}),
+        # a segment is re-quoted from its decoded value: nothing but the id can ride along
+        (Match(BY_ID, {"id": "a/b?c"}), "", "/v1/orders/a%2Fb%3Fc", {}),
+        (Match(MULTI, {}), "segment=NSE_EQ&tag=a%20b", "/m?segment=NSE_EQ&tag=a%20b",
+         {"segment": "NSE_EQ", "tag": "a b"}),
+        (Match(MULTI, {}), "tag=", "/m?tag=", {"tag": ""}),
+    ],
+)  # fmt: skip
+def test_the_target_is_rebuilt_from_the_route(
+    match: Match, raw_query: str, target: str, query: dict[str, str]
+) -> None:
+    assert order_target(match, raw_query) == (target, query)
+
+
+@pytest.mark.parametrize(
+    ("match", "raw_query", "body_fields", "says"),
+    [
+        (Match(CANCEL, {}), "order_id=1&order_id=2", (), "'order_id' is given twice"),
+        (Match(BY_ID, {"id": "abc"}), "id=other", (), "given in both the path and the query"),
+        (Match(Route("t", "PUT", "/v2/order/modify", Action.MODIFY), {}), "order_id=2",
+         ("order_id", "quantity"), "given in both the body and the query"),
+        (Match(CANCEL, {}), "order_id=1&x=2", (), r"unknown query parameter 'x'.*takes order_id"),
+        (Match(BY_ID, {"id": "abc"}), "market=X", (), "takes no query parameters"),
+        (Match(CANCEL, {}), "order_id", (), "the query string is malformed"),
+        (Match(CANCEL, {}), "order_id=%ff", (), "the query string is malformed"),
+    ],
+)  # fmt: skip
+def test_a_query_that_could_name_another_order_is_refused(
+    match: Match, raw_query: str, body_fields: tuple[str, ...], says: str
+) -> None:
+    with pytest.raises(Refused, match=says) as refused:
+        order_target(match, raw_query, body_fields=body_fields)
+    assert refused.value.refusal.reason is Reason.BAD_REQUEST

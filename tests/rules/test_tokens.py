@@ -11,6 +11,9 @@ from rules.analytics import default_table
 from rules.decisions import Reason, Refused
 from rules.sessions import Credential
 from rules.tokens import (
+    DEFAULT_EXPIRY_S,
+    DEFAULT_NAME,
+    DEFAULT_TOKEN_TYPE,
     MAX_EXPIRY_S,
     MIN_EXPIRY_S,
     TokenRequest,
@@ -83,9 +86,23 @@ def test_the_body_is_an_object(body: object) -> None:
         parse_token_request(body)
 
 
-def test_missing_fields_are_refused() -> None:
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, TokenRequest(DEFAULT_NAME, DEFAULT_TOKEN_TYPE, DEFAULT_EXPIRY_S, ())),
+        ({"token_type": "jwt", "expiry_duration": 60}, TokenRequest(DEFAULT_NAME, "jwt", 60, ())),
+        ({"name": "bot"}, TokenRequest("bot", "jwt", 30 * 24 * 3600, ())),
+        ({"token_type": "api_key"}, TokenRequest("API token", "api_key", DEFAULT_EXPIRY_S, ())),
+    ],
+)
+def test_absent_fields_take_the_defaults(body: dict[str, Any], expected: TokenRequest) -> None:
+    # Paradex marks name, token_type and expiry_duration optional (SPEC §9)
+    assert parse_token_request(body) == expected
+
+
+def test_a_null_field_is_not_an_absent_one() -> None:
     with pytest.raises(Refused, match="name must be"):
-        parse_token_request({"token_type": "jwt", "expiry_duration": 60})
+        parse_token_request({"name": None})
 
 
 def test_replacement_lists() -> None:
