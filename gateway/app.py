@@ -17,18 +17,19 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from rules.decisions import Reason, Refuse
+from rules.decisions import Reason, Refused
 from rules.routes import Match, Route, load_routes
 
 from . import admin
 from .api import analytics, family, session, tokens, userip
-from .api.common import Handler, gateway_error, json_response
+from .api.common import json_response
 from .clock import Clock, SystemClock
 from .config import Config
 from .dialects.base import Dialect
 from .dialects.kotak import KotakDialect
 from .dialects.paradex import ParadexDialect
 from .dialects.upstox import UpstoxDialect
+from .errors import Envelopes, Handler, error_boundary
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
 from .metrics import Metrics
@@ -64,30 +65,16 @@ def create_dialects() -> dict[str, Dialect]:
     return dialects
 
 
-def _envelope_for(services: Services, path: str, refuse: Refuse) -> web.Response:
-    dialect = services.dialect_for(path)
-    return dialect.refusal(refuse) if dialect is not None else gateway_error(refuse)
-
-
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse request targets that could route one way and forward another, before routing."""
-    services = request.app[SERVICES]
     raw_path = request.raw_path.split("?", 1)[0]
     if not raw_path.startswith("/"):  # absolute-form (or asterisk-form) request target
-        return _envelope_for(
-            services,
-            request.path,
-            Refuse(Reason.BAD_REQUEST, "absolute-form request targets are refused"),
-        )
+        raise Refused(Reason.BAD_REQUEST, "absolute-form request targets are refused")
     if _UNSAFE_PATH.search(raw_path):
-        return _envelope_for(
-            services,
-            request.path,
-            Refuse(
-                Reason.BAD_REQUEST,
-                "the path has encoded or relative segments; send the canonical path",
-            ),
+        raise Refused(
+            Reason.BAD_REQUEST,
+            "the path has encoded or relative segments; send the canonical path",
         )
     response: web.StreamResponse = await handler(request)
     return response
@@ -108,7 +95,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     dialect = services.dialect_for(request.path)
     if dialect is None:
-        return gateway_error(Refuse(Reason.NOT_FOUND, f"no route {request.method} {request.path}"))
+        raise Refused(Reason.NOT_FOUND, f"no route {request.method} {request.path}")
     # Matched again, so an order route the router and the route table ever disagree on is
     # still handled as an order route (checked, or refused), never forwarded as a read.
     match = dialect.match(request.method, request.path)
@@ -171,9 +158,34 @@ def create_app(
         dialects=create_dialects(),
         metrics=Metrics(),
     )
-    app = web.Application(middlewares=[guard], client_max_size=config.server.max_body_bytes)
+    store = services.store
+    pipeline = Pipeline(
+        rules=config.rules,
+        server=config.server,
+        shared_secret=config.upstream.shared_secret,
+        clock=clock,
+        credentials=store,
+        admission=store,
+        orders=store,
+        idempotency=store,
+        audit_log=store,
+        upstream=services.upstream,
+        instruments=instruments,
+        ltp=services.ltp,
+        metrics=services.metrics,
+    )
+    boundary = error_boundary(
+        Envelopes(services.dialects),
+        services.metrics,
+        max_body_bytes=config.server.max_body_bytes,
+    )
+    # The boundary is outermost: the guard's refusals, every handler's and the admin
+    # sub-app's (its auth check included) become answers there and nowhere else.
+    app = web.Application(
+        middlewares=[boundary, guard], client_max_size=config.server.max_body_bytes
+    )
     app[SERVICES] = services
-    app[PIPELINE] = Pipeline(services)
+    app[PIPELINE] = pipeline
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         paper_runner: web.AppRunner | None = None
@@ -187,7 +199,7 @@ def create_app(
             port = paper_runner.addresses[0][1]
             url = f"http://127.0.0.1:{port}"
             app[PAPER_URL] = url
-            services.upstream = Upstream(config.upstream, _bases(config, url))
+            services.upstream = pipeline.upstream = Upstream(config.upstream, _bases(config, url))
             log.info("embedded paper broker on %s (GET %s/paper/orders)", url, url)
         await services.store.start()
         await services.upstream.start()
