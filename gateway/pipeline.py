@@ -41,6 +41,7 @@ from rules.tokens import check_scope
 from rules.types import Action, CredentialKind, IPAddress
 
 from . import audit, idempotency
+from .answers import order_answer, outcome
 from .audit import Trace
 from .clock import Clock
 from .config import RulesConfig, ServerConfig
@@ -314,16 +315,13 @@ class Pipeline:
         except UpstreamError as exc:
             trace.outcome = "unknown" if exc.outcome_unknown else "not_sent"
             trace.reason = exc.reason.value
-            extra: dict[str, Any] = {"outcome": trace.outcome}
-            tags = [d.intent.tag for d in decoded.docs if d.intent.tag]
-            if tags:
-                extra["tag"] = tags[0] if len(tags) == 1 else tags
+            extra = outcome(decoded, trace.outcome)
             response = dialect.refusal(Refuse(exc.reason, str(exc)), extra)
         else:
             trace.upstream_status = upstream.status
             trace.upstream_latency_ms = round(upstream.latency_s * 1000, 3)
             metrics.child(metrics.upstream_latency, dialect.name).observe(upstream.latency_s)
-            response = self._order_response(dialect, decoded, upstream, trace)
+            response = order_answer(dialect, decoded, upstream, trace)
             if upstream.status < 300 and route.action is Action.PLACE and decoded.docs:
                 await self._remember(dialect, route, decoded, snapshot, upstream, trace)
         trace.status = response.status
@@ -337,40 +335,6 @@ class Pipeline:
         except Exception:
             self._bookkeeping_failed("audit")
         return response
-
-    def _order_response(
-        self,
-        dialect: Dialect,
-        decoded: Decoded,
-        upstream: UpstreamResponse,
-        trace: Trace,
-    ) -> web.Response:
-        if upstream.status >= 500:
-            trace.outcome = "unknown"
-            tags = [d.intent.tag for d in decoded.docs if d.intent.tag]
-            extra: dict[str, Any] = {"outcome": "unknown", "upstream_status": upstream.status}
-            if tags:
-                extra["tag"] = tags[0] if len(tags) == 1 else tags
-            return dialect.refusal(
-                Refuse(
-                    Reason.UPSTREAM_FAILED,
-                    f"the upstream answered {upstream.status}; the order's outcome is unknown",
-                ),
-                extra,
-            )
-        trace.outcome = "ok" if upstream.status < 400 else "rejected_upstream"
-        headers = response_headers(upstream.headers)
-        converted = [d.conversion for d in decoded.docs if d.conversion is not None]
-        if converted:
-            headers["X-Gateway-Order-Type"] = ", ".join(c.order_type.value for c in converted)
-            headers["X-Gateway-Limit-Price"] = ", ".join(str(c.limit_price) for c in converted)
-            # An SL-M is priced from its trigger, not an LTP: "-" in its place, and no header
-            # at all when no converted order used an LTP.
-            if any(c.ltp is not None for c in converted):
-                headers["X-Gateway-LTP"] = ", ".join(
-                    "-" if c.ltp is None else str(c.ltp) for c in converted
-                )
-        return web.Response(status=upstream.status, body=upstream.body, headers=headers)
 
     async def _remember(
         self,
