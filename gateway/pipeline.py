@@ -346,7 +346,11 @@ class Pipeline:
         trace: Trace,
     ) -> None:
         """Note who placed each new order, so a later modify or cancel is checked (SPEC §6)."""
-        ids = dialect.order_ids(route, upstream.body)
+        try:
+            ids = dialect.order_ids(route, upstream.body)
+        except Exception:  # an answer shaped unlike any the dialect knows: still the answer
+            self._bookkeeping_failed("order_ids")
+            return
         trace.order_ids = ids
         for doc, order_id in zip(decoded.docs, ids, strict=False):
             intent = doc.intent

@@ -157,8 +157,7 @@ async def test_store_unavailable_is_one_503_message_in_every_envelope(
     body = await resp.json()
     assert resp.status == 503
     assert code(kind, body) == STORE[kind]
-    if kind != "kotak":  # Kotak's envelope keeps its own fixed messages for some codes
-        assert message(kind, body) == STORE_UNAVAILABLE
+    assert message(kind, body) == STORE_UNAVAILABLE
 
 
 async def test_refused_keeps_its_status_code_and_retry_after(

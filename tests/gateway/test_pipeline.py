@@ -25,6 +25,8 @@ from gateway.api.common import new_credential
 from gateway.app import PIPELINE, create_dialects, order_route
 from gateway.clock import FakeClock
 from gateway.config import RulesConfig, ServerConfig, UpstreamConfig
+from gateway.dialects.base import Dialect
+from gateway.dialects.upstox import UpstoxDialect
 from gateway.errors import Envelopes, error_boundary
 from gateway.instruments import sample_master
 from gateway.ltp import LtpBook
@@ -35,6 +37,7 @@ from gateway.stores.base import Account, StoreUnavailable
 from gateway.stores.sqlite import SQLiteStore
 from gateway.upstream import Upstream
 from rules.registry import Registration
+from rules.routes import Route, load_routes
 from rules.types import CredentialKind
 
 from ..harness import RELIANCE, market_order
@@ -136,6 +139,7 @@ async def build(
         wrap: Callable[[SQLiteStore], Any] = lambda store: store,
         unreachable: bool = False,
         ltp: Decimal | None = Decimal("100"),
+        upstox: Dialect | None = None,
     ) -> World:
         clock = FakeClock()
         store = SQLiteStore(str(tmp_path / "gateway.db"))
@@ -175,7 +179,7 @@ async def build(
         boundary = error_boundary(Envelopes(dialects), metrics, max_body_bytes=65536)
         app = web.Application(middlewares=[boundary])
         app[PIPELINE] = pipeline
-        upstox = dialects["upstox"]
+        upstox = dialects["upstox"] = upstox or dialects["upstox"]
         for route in upstox.routes.routes:
             app.router.add_route(route.method, route.template, order_route(upstox, route))
         client = await aiohttp_client(app)
@@ -341,3 +345,20 @@ async def test_bookkeeping_after_the_upstream_answered_is_best_effort(
     assert len(world.broker.seen) == 1
     label = {"finish_idempotent": "idempotency"}.get(what, what)
     assert world.counted("gateway_bookkeeping_failures_total", what=label) == 1.0
+
+
+class UnreadableIds(UpstoxDialect):
+    """Upstox, except that no answer's order ids can be read."""
+
+    def order_ids(self, route: Route, body: bytes) -> list[str]:
+        raise ValueError("an answer shaped unlike any upstox sends")
+
+
+async def test_an_answer_whose_order_ids_cannot_be_read_still_reaches_the_client(
+    build: Build,
+) -> None:
+    world = await build(upstox=UnreadableIds(load_routes("upstox")))
+    resp = await world.place()
+    assert resp.status == 200 and (await resp.json())["data"]["order_id"] == "OID1"
+    assert world.counted("gateway_bookkeeping_failures_total", what="order_ids") == 1.0
+    assert await world.store.known_order("OID1") is None
