@@ -41,6 +41,8 @@ from .upstream import Upstream
 log = logging.getLogger("order_gateway")
 
 PIPELINE = web.AppKey("pipeline", Pipeline)
+ENVELOPES = web.AppKey("envelopes", Envelopes)
+METRICS = web.AppKey("metrics", Metrics)
 PAPER_URL = web.AppKey("paper_url", str)
 
 # Encoded dots, slashes, NUL and backslashes, and empty or dot segments (SPEC §10).
@@ -92,8 +94,7 @@ def order_route(dialect: Dialect, route: Route) -> Handler:
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Every other path: a dialect's read routes, or an order path with the wrong method."""
-    services = request.app[SERVICES]
-    dialect = services.dialect_for(request.path)
+    dialect = request.app[ENVELOPES].owner(request.path)
     if dialect is None:
         raise Refused(Reason.NOT_FOUND, f"no route {request.method} {request.path}")
     # Matched again, so an order route the router and the route table ever disagree on is
@@ -130,7 +131,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    body = request.app[SERVICES].metrics.render()
+    body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
@@ -174,8 +175,9 @@ def create_app(
         ltp=services.ltp,
         metrics=services.metrics,
     )
+    envelopes = Envelopes(services.dialects)
     boundary = error_boundary(
-        Envelopes(services.dialects),
+        envelopes,
         services.metrics,
         max_body_bytes=config.server.max_body_bytes,
     )
@@ -186,6 +188,8 @@ def create_app(
     )
     app[SERVICES] = services
     app[PIPELINE] = pipeline
+    app[ENVELOPES] = envelopes
+    app[METRICS] = services.metrics
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         paper_runner: web.AppRunner | None = None
