@@ -16,25 +16,17 @@ from typing import Any
 
 from aiohttp import web
 
-from rules.decisions import Reason, Refuse, Refused
+from rules.decisions import Reason, Refused
 from rules.registry import Registration, parse_ip_update
 from rules.upstream_auth import parse_upstream_auth
 
 from .api import family
-from .api.common import (
-    Handler,
-    account_or_404,
-    gateway_error,
-    json_body,
-    json_response,
-    with_envelope,
-)
+from .api.common import account_or_404, json_body, json_response
 from .api.session import secret_hash
 from .api.userip import ip_view
+from .errors import Handler
 from .services import SERVICES, Services
 from .stores.base import Account, App, AuditEntry
-
-_envelope = with_envelope(gateway_error)
 
 
 @web.middleware
@@ -44,11 +36,9 @@ async def admin_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     scheme, _, given = values[0].partition(" ") if len(values) == 1 else ("", "", "")
     given = given.strip() if scheme.lower() == "bearer" else ""
     if not expected:
-        return gateway_error(Refuse(Reason.FORBIDDEN, "the admin API is disabled: set admin.token"))
+        raise Refused(Reason.FORBIDDEN, "the admin API is disabled: set admin.token")
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        return gateway_error(
-            Refuse(Reason.INVALID_TOKEN, "admin API needs Authorization: Bearer <admin.token>")
-        )
+        raise Refused(Reason.INVALID_TOKEN, "admin API needs Authorization: Bearer <admin.token>")
     response: web.StreamResponse = await handler(request)
     return response
 
@@ -75,7 +65,6 @@ def _string(body: Any, name: str, *, required: bool = True) -> str | None:
     return value
 
 
-@_envelope
 async def create_account(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     body = await json_body(request)
@@ -92,7 +81,6 @@ async def create_account(request: web.Request) -> web.StreamResponse:
     return json_response(_account_view(account), 201)
 
 
-@_envelope
 async def list_accounts(request: web.Request) -> web.StreamResponse:
     accounts = await request.app[SERVICES].store.list_accounts()
     return json_response({"data": [_account_view(a) for a in accounts]})
@@ -111,7 +99,6 @@ async def new_app(services: Services, user_id: str) -> tuple[App, str]:
     return app, secret
 
 
-@_envelope
 async def create_app_for(request: web.Request) -> web.StreamResponse:
     app, secret = await new_app(request.app[SERVICES], request.match_info["user_id"])
     return json_response(
@@ -138,7 +125,6 @@ def parse_prices(body: Any) -> dict[str, Decimal]:
     return prices
 
 
-@_envelope
 async def push_ltp(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     for key, price in parse_prices(await json_body(request)).items():
@@ -146,7 +132,6 @@ async def push_ltp(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-@_envelope
 async def audit_query(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     raw_limit = request.query.get("limit", "100")
@@ -158,7 +143,6 @@ async def audit_query(request: web.Request) -> web.StreamResponse:
     return json_response({"data": list(records)})
 
 
-@_envelope
 async def revoke_session(request: web.Request) -> web.StreamResponse:
     revoked = await request.app[SERVICES].store.revoke_credential(request.match_info["session_id"])
     if not revoked:
@@ -166,7 +150,6 @@ async def revoke_session(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-@_envelope
 async def revoke_account_sessions(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     account = await account_or_404(services, request.match_info["user_id"])
@@ -174,7 +157,6 @@ async def revoke_account_sessions(request: web.Request) -> web.StreamResponse:
     return json_response({"user_id": account.user_id, "revoked": count})
 
 
-@_envelope
 async def get_ip(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     account = await account_or_404(services, request.match_info["user_id"])
@@ -224,7 +206,6 @@ async def override_ip(services: Services, user_id: str, body: Any) -> dict[str, 
     return data
 
 
-@_envelope
 async def put_ip(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     data = await override_ip(services, request.match_info["user_id"], await json_body(request))
@@ -256,7 +237,6 @@ async def _audit_upstream_auth(
     services.store.audit(AuditEntry.of(record))
 
 
-@_envelope
 async def put_upstream_auth(request: web.Request) -> web.StreamResponse:
     services, account, dialect = await _upstream_auth_target(request)
     headers = parse_upstream_auth(await json_body(request))
@@ -265,7 +245,6 @@ async def put_upstream_auth(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-@_envelope
 async def delete_upstream_auth(request: web.Request) -> web.StreamResponse:
     services, account, dialect = await _upstream_auth_target(request)
     await services.store.set_upstream_auth(account.user_id, dialect, None)

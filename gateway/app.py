@@ -23,11 +23,12 @@ from rules.routes import Access, Match, Route
 
 from . import admin, http_guard
 from .api import analytics, family, session, tokens, userip
-from .api.common import Handler, gateway_error, json_response
+from .api.common import json_response
 from .clock import Clock, SystemClock
 from .config import Config
 from .dialects import create_dialects
 from .dialects.base import Dialect
+from .errors import Envelopes, Handler, error_boundary
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
 from .metrics import Metrics
@@ -40,6 +41,8 @@ from .upstream import Upstream
 log = logging.getLogger("order_gateway")
 
 PIPELINE = web.AppKey("pipeline", Pipeline)
+ENVELOPES = web.AppKey("envelopes", Envelopes)
+METRICS = web.AppKey("metrics", Metrics)
 PAPER_URL = web.AppKey("paper_url", str)
 
 # Encoded dots, slashes, NUL and backslashes, and empty or dot segments (SPEC §10).
@@ -57,34 +60,17 @@ def create_store(config: Config) -> Store:
     return RedisStore.from_url(url)
 
 
-def _envelope_for(services: Services, path: str, refuse: Refuse) -> web.Response:
-    dialect = services.dialect_for(path)
-    return dialect.refusal(refuse) if dialect is not None else gateway_error(refuse)
-
-
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse request targets that could route one way and forward another, before routing."""
-    services = request.app[SERVICES]
-    try:
-        http_guard.check_head(request, services.config.server.max_header_bytes)
-    except Refused as refused:
-        return _envelope_for(services, request.path, refused.refusal)
+    http_guard.check_head(request, request.app[SERVICES].config.server.max_header_bytes)
     raw_path = request.raw_path.split("?", 1)[0]
     if not raw_path.startswith("/"):  # absolute-form (or asterisk-form) request target
-        return _envelope_for(
-            services,
-            request.path,
-            Refuse(Reason.BAD_REQUEST, "absolute-form request targets are refused"),
-        )
+        raise Refused(Reason.BAD_REQUEST, "absolute-form request targets are refused")
     if _UNSAFE_PATH.search(raw_path):
-        return _envelope_for(
-            services,
-            request.path,
-            Refuse(
-                Reason.BAD_REQUEST,
-                "the path has encoded or relative segments; send the canonical path",
-            ),
+        raise Refused(
+            Reason.BAD_REQUEST,
+            "the path has encoded or relative segments; send the canonical path",
         )
     response: web.StreamResponse = await handler(request)
     return response
@@ -116,9 +102,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     """Every other path: a dialect's read and public routes, or a refused write."""
     services = request.app[SERVICES]
     method, path = request.method, request.path
-    dialect = services.dialect_for(path)
+    dialect = request.app[ENVELOPES].owner(path)
     if dialect is None:
-        return gateway_error(Refuse(Reason.NOT_FOUND, f"no route {method} {path}"))
+        raise Refused(Reason.NOT_FOUND, f"no route {method} {path}")
     # Matched again, so an order route the router and the route table ever disagree on is
     # still handled as an order route (checked, or refused), never forwarded as a read.
     match = dialect.match(method, path)
@@ -129,12 +115,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         # An order path with another method is the pipeline's 405 (after authentication);
         # any other write under an order prefix is no route at all: 404, never forwarded.
         if access is Access.CLOSED and not dialect.is_order_path(path):
-            return dialect.refusal(
-                Refuse(
-                    Reason.NOT_FOUND,
-                    f"{method} {path} is not an order route the gateway knows; writes under an"
-                    " order prefix are refused, never forwarded",
-                )
+            raise Refused(
+                Reason.NOT_FOUND,
+                f"{method} {path} is not an order route the gateway knows; writes under an"
+                " order prefix are refused, never forwarded",
             )
     return await request.app[PIPELINE].handle(request, dialect, match)
 
@@ -167,7 +151,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    body = request.app[SERVICES].metrics.render()
+    body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
@@ -207,9 +191,37 @@ def create_app(
         dialects=dialects,
         metrics=Metrics(),
     )
-    app = web.Application(middlewares=[guard], client_max_size=config.server.max_body_bytes)
+    store = services.store
+    pipeline = Pipeline(
+        rules=config.rules,
+        server=config.server,
+        shared_secret=config.upstream.shared_secret,
+        clock=clock,
+        credentials=store,
+        admission=store,
+        orders=store,
+        idempotency=store,
+        audit_log=store,
+        upstream=services.upstream,
+        instruments=instruments,
+        ltp=services.ltp,
+        metrics=services.metrics,
+    )
+    envelopes = Envelopes(services.dialects)
+    boundary = error_boundary(
+        envelopes,
+        services.metrics,
+        max_body_bytes=config.server.max_body_bytes,
+    )
+    # The boundary is outermost: the guard's refusals, every handler's and the admin
+    # sub-app's (its auth check included) become answers there and nowhere else.
+    app = web.Application(
+        middlewares=[boundary, guard], client_max_size=config.server.max_body_bytes
+    )
     app[SERVICES] = services
-    app[PIPELINE] = Pipeline(services)
+    app[PIPELINE] = pipeline
+    app[ENVELOPES] = envelopes
+    app[METRICS] = services.metrics
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         paper_runner: web.AppRunner | None = None
@@ -223,7 +235,7 @@ def create_app(
             port = paper_runner.addresses[0][1]
             url = f"http://127.0.0.1:{port}"
             app[PAPER_URL] = url
-            services.upstream = Upstream(
+            services.upstream = pipeline.upstream = Upstream(
                 config.upstream, upstream_bases(config.upstream.urls, dialects, url)
             )
             log.info("embedded paper broker on %s (GET %s/paper/orders)", url, url)

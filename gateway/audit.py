@@ -6,13 +6,15 @@ band used, the upstream's status and latency, and the outcome.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from .dialects.base import Decoded
-from .services import Services
+from .metrics import Metrics
 from .stores.base import AuditEntry
+from .stores.roles import AuditLog
 
 
 @dataclass(slots=True)
@@ -40,9 +42,15 @@ class Trace:
     message: str | None = None
 
 
-def record(services: Services, trace: Trace, decoded: Decoded | None, decision: str) -> None:
+def record(
+    log: AuditLog,
+    metrics: Metrics,
+    at: datetime,
+    trace: Trace,
+    decoded: Decoded | None,
+    decision: str,
+) -> None:
     """Count the decision and append it to the audit log (best effort: the decision stands)."""
-    s = services
     trace.decision = decision if trace.decision != "replayed" else trace.decision
     if decoded is not None:
         trace.conversions = [
@@ -56,9 +64,9 @@ def record(services: Services, trace: Trace, decoded: Decoded | None, decision: 
             for d in decoded.docs
             if d.conversion is not None
         ]
-    s.metrics.child(
-        s.metrics.decisions, trace.dialect, trace.route_class, trace.decision, trace.reason or "ok"
+    metrics.child(
+        metrics.decisions, trace.dialect, trace.route_class, trace.decision, trace.reason or "ok"
     ).inc()
-    trace.at = s.clock.now().isoformat()
+    trace.at = at.isoformat()
     # orjson writes the dataclass field by field; Decimals in the orders become strings
-    s.store.audit(AuditEntry(trace.at, trace.user_id, orjson.dumps(trace, default=str)))
+    log.audit(AuditEntry(trace.at, trace.user_id, orjson.dumps(trace, default=str)))

@@ -9,21 +9,27 @@ from aiohttp import web
 
 from rules.clientip import client_ip as resolve_client_ip
 from rules.decisions import Reason, Refused
-from rules.types import IPAddress
+from rules.types import IPAddress, IPNetwork
 
 from .dialects.base import Dialect, Token
 from .services import Services, token_hash
 from .stores.base import Snapshot, StaleSnapshot
+from .stores.roles import Credentials
 
 
-def request_client_ip(request: web.Request, services: Services) -> IPAddress:
+def client_ip(request: web.Request, trusted_proxies: tuple[IPNetwork, ...]) -> IPAddress:
     """The client IP (SPEC §3): the TCP peer, or the forwarded chain behind trusted proxies."""
     return resolve_client_ip(
         request.remote,  # the TCP peer, read once per connection by aiohttp
         forwarded=request.headers.getall("Forwarded", []),
         x_forwarded_for=request.headers.getall("X-Forwarded-For", []),
-        trusted=services.config.server.trusted_proxies,
+        trusted=trusted_proxies,
     )
+
+
+def request_client_ip(request: web.Request, services: Services) -> IPAddress:
+    """:func:`client_ip` for the gateway's own endpoints, which hold the app's services."""
+    return client_ip(request, services.config.server.trusted_proxies)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -36,16 +42,16 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 
 async def identify(
-    services: Services, token: Token, dialect: Dialect | None = None, *, verify: bool = True
+    store: Credentials, token: Token, dialect: Dialect | None = None, *, verify: bool = True
 ) -> Snapshot:
     """The credential's snapshot.  ``verify`` proves a cached snapshot current with a shared
     store; the order path skips it because ``Store.admit`` proves it in the same round trip."""
-    snapshot = await services.store.snapshot(token_hash(token.value))
+    snapshot = await store.snapshot(token_hash(token.value))
     if snapshot is not None and verify:
         try:
-            await services.store.verify(snapshot)
+            await store.verify(snapshot)
         except StaleSnapshot:
-            snapshot = await services.store.snapshot(token_hash(token.value))
+            snapshot = await store.snapshot(token_hash(token.value))
     if snapshot is None or (
         token.session_id is not None and token.session_id != snapshot.credential.session_id
     ):

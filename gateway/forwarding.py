@@ -11,20 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .services import Services
+from .clock import Clock
 from .stores.base import Snapshot
 from .upstream import sign
 
 
 def upstream_headers(
-    services: Services,
     snapshot: Snapshot,
     dialect: str,
     method: str,
     path: str,
     base: Mapping[str, str],
+    *,
+    secret: str,
+    clock: Clock,
 ) -> dict[str, str]:
-    """``base`` (already allowlisted) plus the account's identity for the upstream."""
+    """``base`` (already allowlisted) plus the account's identity for the upstream; with a
+    ``secret`` (``upstream.shared_secret``) the identity is signed at ``clock``'s time."""
     stored = snapshot.account.upstream_auth.get(dialect)
     if stored:
         names = {name.lower() for name in stored}
@@ -35,9 +38,8 @@ def upstream_headers(
     user_id = snapshot.account.user_id
     headers["X-Gateway-User-Id"] = user_id
     headers["X-Gateway-Session-Id"] = snapshot.credential.session_id
-    secret = services.config.upstream.shared_secret
     if secret:
-        stamp = str(int(services.clock.now().timestamp()))
+        stamp = str(int(clock.now().timestamp()))
         headers["X-Gateway-Timestamp"] = stamp
         headers["X-Gateway-Signature"] = sign(secret, method, path, user_id, stamp)
     return headers

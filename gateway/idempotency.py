@@ -10,50 +10,72 @@ retry with the same key).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from rules.decisions import Reason, Refused
 
-from .services import Services
 from .stores.base import IdempotencyRecord, Snapshot
+from .stores.roles import Idempotency
 
 
-async def claim(
-    services: Services, request: web.Request, snapshot: Snapshot, body: bytes
-) -> IdempotencyRecord | web.Response | None:
-    """None without a key; the new claim; or the stored answer of the first request."""
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The stored answer of the first request with this key, to be sent again."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def response(self) -> web.Response:
+        headers = dict(self.headers)
+        headers["Idempotent-Replayed"] = "true"
+        return web.Response(status=self.status, body=self.body, headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a key asks for: nothing (no key), a fresh claim to finish, or a replay."""
+
+    record: IdempotencyRecord | None = None
+    replay: Replay | None = field(default=None)
+
+
+NO_KEY = Claim()
+
+
+async def claim(store: Idempotency, request: web.Request, snapshot: Snapshot, body: bytes) -> Claim:
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        return None
+        return NO_KEY
     if not 0 < len(key) <= 255:
         raise Refused(Reason.BAD_REQUEST, "Idempotency-Key must be 1 to 255 characters")
     digest = hashlib.sha256(
         b"\0".join((request.method.encode(), request.raw_path.encode(), body))
     ).hexdigest()
     record = IdempotencyRecord(user_id=snapshot.account.user_id, key=key, body_hash=digest)
-    existing = await services.store.begin_idempotent(record)
+    existing = await store.begin_idempotent(record)
     if existing is None:
-        return record
+        return Claim(record=record)
     if existing.body_hash != digest:
         raise Refused(
             Reason.IDEMPOTENCY_MISMATCH, "this Idempotency-Key was used with a different request"
         )
     if existing.status is None:
         raise Refused(Reason.CONFLICT, "a request with this Idempotency-Key is still in flight")
-    headers = dict(existing.headers)
-    headers["Idempotent-Replayed"] = "true"
-    return web.Response(status=existing.status, body=existing.body, headers=headers)
+    return Claim(replay=Replay(existing.status, existing.headers, existing.body))
 
 
-async def release(services: Services, record: IdempotencyRecord | None) -> None:
-    if record is not None:
-        await services.store.release_idempotent(record)
+async def release(store: Idempotency, claimed: Claim) -> None:
+    if claimed.record is not None:
+        await store.release_idempotent(claimed.record)
 
 
-async def finish(services: Services, record: IdempotencyRecord, response: web.Response) -> None:
+async def finish(store: Idempotency, record: IdempotencyRecord, response: web.Response) -> None:
     """Store the answer the client got, for repeats of the same request."""
-    await services.store.finish_idempotent(
+    await store.finish_idempotent(
         IdempotencyRecord(
             user_id=record.user_id,
             key=record.key,

@@ -48,6 +48,18 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.internal_errors = Counter(
+            "gateway_internal_errors",
+            "Exceptions no handler foresaw, answered 500 by the error boundary",
+            ("envelope",),
+            registry=self.registry,
+        )
+        self.bookkeeping_failures = Counter(
+            "gateway_bookkeeping_failures",
+            "Store writes that failed after an order went upstream (the answer still stood)",
+            ("what",),
+            registry=self.registry,
+        )
 
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 

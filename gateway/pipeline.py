@@ -8,12 +8,18 @@ first byte go upstream.  The rate-limit slot is taken last so that refused reque
 count against the limit.
 
 Every other path of a dialect is forwarded with authentication only.
+
+The pipeline names what it uses (the rules and server config, the clock, five store roles,
+the upstream, instruments, LTPs, metrics) and only raises: the error boundary
+(``gateway/errors.py``) renders every refusal.  Once an order's first byte went upstream,
+its bookkeeping (the order book, the idempotency record, the audit log) is best effort.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Any
 
@@ -35,27 +41,72 @@ from rules.tokens import check_scope
 from rules.types import Action, CredentialKind, IPAddress
 
 from . import audit, idempotency
+from .answers import order_answer, outcome
 from .audit import Trace
+from .clock import Clock
+from .config import RulesConfig, ServerConfig
 from .dialects.base import Decoded, Dialect, Token
-from .edge import identify, read_body, request_client_ip
+from .edge import client_ip, identify, read_body
+from .errors import SENT, STORE_UNAVAILABLE
 from .forwarding import upstream_headers
-from .services import Services
-from .stores.base import IdempotencyRecord, Snapshot, StaleSnapshot, StoreUnavailable
-from .upstream import UpstreamError, UpstreamResponse, response_headers
-
-_MAX_STALE_RETRIES = 3
+from .idempotency import Claim
+from .instruments import InstrumentMaster
+from .ltp import LtpBook
+from .metrics import Metrics
+from .stores.base import Snapshot, StaleSnapshot, StoreUnavailable
+from .stores.roles import Admission, AuditLog, Credentials, Idempotency, OrderBook
+from .upstream import Upstream, UpstreamError, UpstreamResponse, response_headers
 
 log = logging.getLogger("order_gateway")
 
+_MAX_STALE_RETRIES = 3
+
 
 class Pipeline:
-    def __init__(self, services: Services) -> None:
-        self.s = services
+    """The order path and the forwarding of read routes, with each collaborator named.
+
+    ``upstream`` is the one collaborator replaced after construction: the embedded paper
+    broker's address is known only once it listens (``create_app``'s ``resources``).
+    """
+
+    def __init__(
+        self,
+        *,
+        rules: RulesConfig,
+        server: ServerConfig,
+        shared_secret: str,
+        clock: Clock,
+        credentials: Credentials,
+        admission: Admission,
+        orders: OrderBook,
+        idempotency: Idempotency,
+        audit_log: AuditLog,
+        upstream: Upstream,
+        instruments: InstrumentMaster,
+        ltp: LtpBook,
+        metrics: Metrics,
+    ) -> None:
+        self.rules = rules
+        self.server = server
+        self.shared_secret = shared_secret
+        self.clock = clock
+        self.credentials = credentials
+        self.admission = admission
+        self.orders = orders
+        self.idempotency = idempotency
+        self.audit_log = audit_log
+        self.upstream = upstream
+        self.instruments = instruments
+        self.ltp = ltp
+        self.metrics = metrics
 
     async def handle(
         self, request: web.Request, dialect: Dialect, match: Match | None
     ) -> web.StreamResponse:
-        """``match``: the order route the request matched, None for any other path."""
+        """``match``: the order route the request matched, None for any other path.
+
+        Refusals are raised for the error boundary to render; on order routes they are
+        audited here first (SPEC §12: every order decision is recorded)."""
         started = time.perf_counter()
         trace = Trace(
             dialect.name,
@@ -64,11 +115,11 @@ class Pipeline:
             route_class=match.route.action.value if match else "order",
         )
         try:
-            client_ip = request_client_ip(request, self.s)
-            trace.client_ip = str(client_ip)
+            ip = client_ip(request, self.server.trusted_proxies)
+            trace.client_ip = str(ip)
             token = dialect.token(request.headers)
             if match is None and dialect.is_order_path(request.path):
-                snapshot = await identify(self.s, token, dialect)
+                snapshot = await identify(self.credentials, token, dialect)
                 if snapshot.credential.kind is CredentialKind.ANALYTICS:
                     raise Refused(
                         Reason.READ_ONLY_TOKEN,
@@ -78,18 +129,18 @@ class Pipeline:
                     Reason.METHOD_NOT_ALLOWED, f"{request.method} is not allowed on {request.path}"
                 )
             if match is None:
-                return await self._other(request, dialect, client_ip, token)
-            return await self._order(request, dialect, match, client_ip, token, trace, started)
+                return await self._other(request, dialect, ip, token)
+            return await self._order(request, dialect, match, ip, token, trace, started)
         except Refused as refused:
-            return await self._refuse(dialect, refused.refusal, trace, started, match is not None)
+            self._refused(refused.refusal, trace, match is not None)
+            raise
         except StoreUnavailable as exc:
             log.warning(
                 "%s %s refused, the store did not answer: %s", request.method, request.path, exc
             )
-            refusal = Refuse(
-                Reason.STORE_UNAVAILABLE, "the gateway's store is unavailable; nothing was sent"
-            )
-            return await self._refuse(dialect, refusal, trace, started, match is not None)
+            refusal = Refuse(Reason.STORE_UNAVAILABLE, STORE_UNAVAILABLE)
+            self._refused(refusal, trace, match is not None)
+            raise
 
     # order routes ---------------------------------------------------------------------------
 
@@ -98,39 +149,38 @@ class Pipeline:
         request: web.Request,
         dialect: Dialect,
         match: Match,
-        client_ip: IPAddress,
+        ip: IPAddress,
         token: Token,
         trace: Trace,
         started: float,
     ) -> web.StreamResponse:
-        s = self.s
         route = match.route
-        rules = s.config.rules
-        body = await read_body(request, s.config.server.max_body_bytes)
+        rules = self.rules
+        body = await read_body(request, self.server.max_body_bytes)
         for _ in range(_MAX_STALE_RETRIES):
-            snapshot = await identify(s, token, dialect, verify=False)
+            snapshot = await identify(self.credentials, token, dialect, verify=False)
             trace.user_id = snapshot.account.user_id
             trace.session_id = snapshot.credential.session_id
-            self._admit(snapshot, client_ip)
+            self._admit(snapshot, ip)
             decoded = dialect.decode_request(match, body, request.raw_path)
             trace.original = [dict(doc.fields) for doc in decoded.docs]
             await self._rewrite(dialect, decoded, snapshot, token)
             trace.rewritten = [dict(doc.fields) for doc in decoded.docs]
-            idem = await idempotency.claim(s, request, snapshot, body)
-            if isinstance(idem, web.Response):
+            claimed = await idempotency.claim(self.idempotency, request, snapshot, body)
+            if claimed.replay is not None:
                 trace.decision, trace.reason = "replayed", "idempotent_replay"
-                return idem
+                return claimed.replay.response()
             try:
                 retry_after = await self._take_rate_slot(snapshot)
             except StaleSnapshot:
-                await idempotency.release(s, idem)
+                await idempotency.release(self.idempotency, claimed)
                 continue
             except BaseException:
-                await idempotency.release(s, idem)
+                await idempotency.release(self.idempotency, claimed)
                 raise
             if retry_after is not None:
-                await idempotency.release(s, idem)
-                s.metrics.child(s.metrics.rate_limited, dialect.name).inc()
+                await idempotency.release(self.idempotency, claimed)
+                self.metrics.child(self.metrics.rate_limited, dialect.name).inc()
                 raise Refused(
                     Reason.RATE_LIMITED,
                     f"more than {rules.orders_per_second} orders in one second; retry after"
@@ -138,7 +188,7 @@ class Pipeline:
                     retry_after=retry_after,
                 )
             return await self._forward_order(
-                request, dialect, route, decoded, snapshot, trace, started, idem
+                request, dialect, route, decoded, snapshot, trace, started, claimed
             )
         raise Refused(Reason.STORE_UNAVAILABLE, "the account changed repeatedly; try again")
 
@@ -147,7 +197,7 @@ class Pipeline:
         slot = snapshot.registration.slot_of(client_ip)
         admit_order(
             snapshot.credential,
-            now=self.s.clock.now(),
+            now=self.clock.now(),
             client_ip=client_ip,
             registration=snapshot.registration,
             slot_holder=None if slot is None else snapshot.slot_holders.get(slot),
@@ -155,31 +205,28 @@ class Pipeline:
 
     async def admit_before_body(self, request: web.Request, dialect: Dialect) -> None:
         """The checks that need no body, for ``Expect: 100-continue`` (SPEC §12): raises
-        Refused (or StoreUnavailable) before the client is told to send the body."""
+        Refused before the client is told to send the body."""
         try:
-            client_ip = request_client_ip(request, self.s)
-            snapshot = await identify(self.s, dialect.token(request.headers), dialect)
+            ip = client_ip(request, self.server.trusted_proxies)
+            snapshot = await identify(self.credentials, dialect.token(request.headers), dialect)
         except StoreUnavailable as exc:
-            raise Refused(
-                Reason.STORE_UNAVAILABLE, "the gateway's store is unavailable; nothing was sent"
-            ) from exc
-        self._admit(snapshot, client_ip)
+            raise Refused(Reason.STORE_UNAVAILABLE, STORE_UNAVAILABLE) from exc
+        self._admit(snapshot, ip)
 
     async def _rewrite(
         self, dialect: Dialect, decoded: Decoded, snapshot: Snapshot, token: Token
     ) -> None:
-        s = self.s
-        rules = s.config.rules
+        rules = self.rules
         user_id = snapshot.account.user_id
         for doc in decoded.docs:
             intent = doc.intent
             if intent.order_id is not None and intent.action is not Action.PLACE:
-                known = await s.store.known_order(intent.order_id)
+                known = await self.orders.known_order(intent.order_id)
                 intent = resolve_for_account(intent, known, user_id=user_id)
                 doc.intent = intent
             if not needs_conversion(intent):
                 continue
-            instrument = s.instruments.get(intent.instrument_key or "")
+            instrument = self.instruments.get(intent.instrument_key or "")
             if not dialect.applies_grid(rules, known_instrument=instrument is not None):
                 continue
             ltp: Decimal | None = None
@@ -189,7 +236,7 @@ class Pipeline:
                 and needs_ltp(intent)
                 and rules.market_orders is MarketPolicy.CONVERT
             ):
-                seen = s.ltp.cached(instrument.key) or await s.ltp.fresh(
+                seen = self.ltp.cached(instrument.key) or await self.ltp.fresh(
                     instrument, lambda i: self._fetch_ltp(dialect, i, token)
                 )
                 if seen is not None:
@@ -205,38 +252,45 @@ class Pipeline:
             )
             if conversion is not None:
                 dialect.apply(doc, conversion)
-                s.metrics.child(s.metrics.conversions, dialect.name).inc()
+                self.metrics.child(self.metrics.conversions, dialect.name).inc()
 
     async def _fetch_ltp(self, dialect: Dialect, instrument: Any, token: Token) -> Decimal | None:
         # Proved current first (admit has not run yet): a quote fetched on the order's behalf
         # carries the account's identity or upstream credential as it is now.
-        snapshot = await identify(self.s, token, dialect)
+        snapshot = await identify(self.credentials, token, dialect)
         path = dialect.ltp_path(instrument)
-        headers = upstream_headers(
-            self.s,
-            snapshot,
-            dialect.name,
-            "GET",
-            path.split("?", 1)[0],
-            {"Accept": "application/json"},
+        headers = self._identity(
+            snapshot, dialect, "GET", path.split("?", 1)[0], {"Accept": "application/json"}
         )
-        resp = await self.s.upstream.send(dialect.name, "GET", path, headers, None)
+        resp = await self.upstream.send(dialect.name, "GET", path, headers, None)
         return dialect.parse_ltp(instrument, resp.body) if resp.status == 200 else None
 
     async def _take_rate_slot(self, snapshot: Snapshot) -> float | None:
-        s = self.s
-        rules = s.config.rules
-        deadline = s.clock.monotonic() + rules.queue_max_wait_ms / 1000
+        rules = self.rules
+        deadline = self.clock.monotonic() + rules.queue_max_wait_ms / 1000
         while True:
             # wall time, not monotonic: with a shared store every instance's windows must agree
-            retry_after = await s.store.admit(
-                snapshot, now=s.clock.now().timestamp(), limit=rules.orders_per_second
+            retry_after = await self.admission.admit(
+                snapshot, now=self.clock.now().timestamp(), limit=rules.orders_per_second
             )
             if retry_after is None or rules.rate_limit_mode != "queue":
                 return retry_after
-            if s.clock.monotonic() + retry_after > deadline:
+            if self.clock.monotonic() + retry_after > deadline:
                 return retry_after
-            await s.clock.sleep(retry_after)
+            await self.clock.sleep(retry_after)
+
+    def _identity(
+        self, snapshot: Snapshot, dialect: Dialect, method: str, path: str, base: dict[str, str]
+    ) -> dict[str, str]:
+        return upstream_headers(
+            snapshot,
+            dialect.name,
+            method,
+            path,
+            base,
+            secret=self.shared_secret,
+            clock=self.clock,
+        )
 
     def _upstream_headers(
         self, request: web.Request, dialect: Dialect, snapshot: Snapshot
@@ -244,7 +298,7 @@ class Pipeline:
         """The dialect's allowlisted client headers plus the account's identity (SPEC §10)."""
         allowed = dialect.forwarded_headers
         base = {name: value for name, value in request.headers.items() if name.lower() in allowed}
-        return upstream_headers(self.s, snapshot, dialect.name, request.method, request.path, base)
+        return self._identity(snapshot, dialect, request.method, request.path, base)
 
     async def _forward_order(
         self,
@@ -255,10 +309,10 @@ class Pipeline:
         snapshot: Snapshot,
         trace: Trace,
         started: float,
-        idem: IdempotencyRecord | None,
+        claimed: Claim,
     ) -> web.StreamResponse:
-        s = self.s
-        rules = s.config.rules
+        metrics = self.metrics
+        rules = self.rules
         body, content_type = dialect.encode(decoded)
         headers = self._upstream_headers(request, dialect, snapshot)
         headers.update(
@@ -269,33 +323,36 @@ class Pipeline:
         path_qs = decoded.target  # the routed path and the rebuilt query (SPEC §10)
         trace.decision = "admitted"
         overhead = time.perf_counter() - started
+        request[SENT] = True  # from here on no answer may claim that nothing was sent
         try:
-            upstream = await s.upstream.send(
+            upstream = await self.upstream.send(
                 dialect.name, request.method, path_qs, headers, body or None
             )
         except UpstreamError as exc:
             trace.outcome = "unknown" if exc.outcome_unknown else "not_sent"
             trace.reason = exc.reason.value
-            extra: dict[str, Any] = {"outcome": trace.outcome}
-            tags = [d.intent.tag for d in decoded.docs if d.intent.tag]
-            if tags:
-                extra["tag"] = tags[0] if len(tags) == 1 else tags
+            extra = outcome(decoded, trace.outcome)
             response = dialect.refusal(Refuse(exc.reason, str(exc)), extra)
         else:
             trace.upstream_status = upstream.status
             trace.upstream_latency_ms = round(upstream.latency_s * 1000, 3)
-            s.metrics.child(s.metrics.upstream_latency, dialect.name).observe(upstream.latency_s)
-            response = await self._order_response(
-                dialect, route, decoded, snapshot, upstream, trace
-            )
+            metrics.child(metrics.upstream_latency, dialect.name).observe(upstream.latency_s)
+            response = order_answer(dialect, decoded, upstream, trace)
+            if upstream.status < 300 and route.action is Action.PLACE and decoded.docs:
+                await self._remember(dialect, route, decoded, snapshot, upstream, trace)
         trace.status = response.status
-        s.metrics.child(s.metrics.overhead, dialect.name).observe(overhead)
-        if idem is not None:
-            await idempotency.finish(s, idem, response)
-        audit.record(self.s, trace, decoded, "admitted")
+        metrics.child(metrics.overhead, dialect.name).observe(overhead)
+        if claimed.record is not None:
+            await self._best_effort(
+                "idempotency", idempotency.finish(self.idempotency, claimed.record, response)
+            )
+        try:
+            audit.record(self.audit_log, metrics, self.clock.now(), trace, decoded, "admitted")
+        except Exception:
+            self._bookkeeping_failed("audit")
         return response
 
-    async def _order_response(
+    async def _remember(
         self,
         dialect: Dialect,
         route: Route,
@@ -303,85 +360,69 @@ class Pipeline:
         snapshot: Snapshot,
         upstream: UpstreamResponse,
         trace: Trace,
-    ) -> web.Response:
-        if upstream.status >= 500:
-            trace.outcome = "unknown"
-            tags = [d.intent.tag for d in decoded.docs if d.intent.tag]
-            extra: dict[str, Any] = {"outcome": "unknown", "upstream_status": upstream.status}
-            if tags:
-                extra["tag"] = tags[0] if len(tags) == 1 else tags
-            return dialect.refusal(
-                Refuse(
-                    Reason.UPSTREAM_FAILED,
-                    f"the upstream answered {upstream.status}; the order's outcome is unknown",
-                ),
-                extra,
-            )
-        trace.outcome = "ok" if upstream.status < 400 else "rejected_upstream"
-        headers = response_headers(upstream.headers)
-        converted = [d.conversion for d in decoded.docs if d.conversion is not None]
-        if converted:
-            headers["X-Gateway-Order-Type"] = ", ".join(c.order_type.value for c in converted)
-            headers["X-Gateway-Limit-Price"] = ", ".join(str(c.limit_price) for c in converted)
-            # An SL-M is priced from its trigger, not an LTP: "-" in its place, and no header
-            # at all when no converted order used an LTP.
-            if any(c.ltp is not None for c in converted):
-                headers["X-Gateway-LTP"] = ", ".join(
-                    "-" if c.ltp is None else str(c.ltp) for c in converted
-                )
-        if upstream.status < 300 and route.action is Action.PLACE and decoded.docs:
+    ) -> None:
+        """Note who placed each new order, so a later modify or cancel is checked (SPEC §6)."""
+        try:
             ids = dialect.order_ids(route, upstream.body)
-            trace.order_ids = ids
-            for doc, order_id in zip(decoded.docs, ids, strict=False):
-                intent = doc.intent
-                if intent.instrument_key and intent.side:
-                    await self.s.store.remember_order(
-                        KnownOrder(
-                            order_id, snapshot.account.user_id, intent.instrument_key, intent.side
-                        )
-                    )
-        return web.Response(status=upstream.status, body=upstream.body, headers=headers)
+        except Exception:  # an answer shaped unlike any the dialect knows: still the answer
+            self._bookkeeping_failed("order_ids")
+            return
+        trace.order_ids = ids
+        for doc, order_id in zip(decoded.docs, ids, strict=False):
+            intent = doc.intent
+            if intent.instrument_key and intent.side:
+                known = KnownOrder(
+                    order_id, snapshot.account.user_id, intent.instrument_key, intent.side
+                )
+                await self._best_effort("remember_order", self.orders.remember_order(known))
+
+    # SPEC §11: once an order's first byte went upstream, a store failure never turns the
+    # answer into "nothing was sent"; what could not be recorded is logged and counted.
+    async def _best_effort(self, what: str, write: Awaitable[None]) -> None:
+        try:
+            await write
+        except Exception:
+            self._bookkeeping_failed(what)
+
+    def _bookkeeping_failed(self, what: str) -> None:
+        log.warning(
+            "an order went upstream, then %s failed; its answer stands", what, exc_info=True
+        )
+        self.metrics.child(self.metrics.bookkeeping_failures, what).inc()
 
     # other routes ---------------------------------------------------------------------------
 
     async def _other(
-        self, request: web.Request, dialect: Dialect, client_ip: IPAddress, token: Token
+        self, request: web.Request, dialect: Dialect, ip: IPAddress, token: Token
     ) -> web.StreamResponse:
-        s = self.s
-        snapshot = await identify(s, token, dialect)
-        credential = check_live(snapshot.credential, now=s.clock.now())
+        snapshot = await identify(self.credentials, token, dialect)
+        credential = check_live(snapshot.credential, now=self.clock.now())
         check_scope(
             credential,
             method=request.method,
             path=request.path,
-            client_ip=client_ip,
+            client_ip=ip,
             registered=snapshot.registration.ips,
             table=default_table(),
         )
-        body = await read_body(request, s.config.server.max_body_bytes)
+        body = await read_body(request, self.server.max_body_bytes)
         payload, content_type = dialect.reencode_other(body, request.content_type)
         headers = self._upstream_headers(request, dialect, snapshot)
         if content_type:
             headers["Content-Type"] = content_type
         path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
-        try:
-            upstream = await s.upstream.send(
-                dialect.name, request.method, path_qs, headers, payload
-            )
-        except UpstreamError as exc:
-            return dialect.refusal(Refuse(exc.reason, str(exc)))
+        # an UpstreamError is the boundary's to render: a read has no outcome to report
+        upstream = await self.upstream.send(dialect.name, request.method, path_qs, headers, payload)
         return web.Response(
             status=upstream.status, body=upstream.body, headers=response_headers(upstream.headers)
         )
 
-    # refusals and the record ----------------------------------------------------------------
+    # the record ------------------------------------------------------------------------------
 
-    async def _refuse(
-        self, dialect: Dialect, refusal: Refuse, trace: Trace, started: float, is_order: bool
-    ) -> web.Response:
+    def _refused(self, refusal: Refuse, trace: Trace, is_order: bool) -> None:
+        if not is_order:
+            return
         trace.reason = refusal.reason.value
         trace.message = refusal.message
         trace.status = refusal.status
-        if is_order:
-            audit.record(self.s, trace, None, "refused")
-        return dialect.refusal(refusal)
+        audit.record(self.audit_log, self.metrics, self.clock.now(), trace, None, "refused")

@@ -14,50 +14,39 @@ from __future__ import annotations
 from aiohttp import web
 
 from rules.analytics import default_table
-from rules.decisions import Reason, Refuse, Refused
 from rules.sessions import check_live
 from rules.tokens import check_scope
 
 from .dialects.base import Dialect
 from .edge import identify, read_body, request_client_ip
 from .services import Services
-from .stores.base import StoreUnavailable
-from .upstream import UpstreamError, response_headers
+from .upstream import response_headers
 
 
 async def forward_public(
     services: Services, request: web.Request, dialect: Dialect
 ) -> web.StreamResponse:
-    try:
-        client_ip = request_client_ip(request, services)
-        if dialect.presents_credential(request.headers):
-            snapshot = await identify(services, dialect.token(request.headers), dialect)
-            check_scope(
-                check_live(snapshot.credential, now=services.clock.now()),
-                method=request.method,
-                path=request.path,
-                client_ip=client_ip,
-                registered=snapshot.registration.ips,
-                table=default_table(),
-            )
-        body = await read_body(request, services.config.server.max_body_bytes)
-        payload, content_type = dialect.reencode_other(body, request.content_type)
-        passed = dialect.forwarded_headers | dialect.public_headers
-        headers = {k: v for k, v in request.headers.items() if k.lower() in passed}
-        if content_type:
-            headers["Content-Type"] = content_type
-        # the canonical target the guard checked, bytes as sent
-        upstream = await services.upstream.send(
-            dialect.name, request.method, request.raw_path, headers, payload
+    client_ip = request_client_ip(request, services)
+    if dialect.presents_credential(request.headers):
+        snapshot = await identify(services.store, dialect.token(request.headers), dialect)
+        check_scope(
+            check_live(snapshot.credential, now=services.clock.now()),
+            method=request.method,
+            path=request.path,
+            client_ip=client_ip,
+            registered=snapshot.registration.ips,
+            table=default_table(),
         )
-    except Refused as refused:
-        return dialect.refusal(refused.refusal)
-    except StoreUnavailable:
-        return dialect.refusal(
-            Refuse(Reason.STORE_UNAVAILABLE, "the gateway's store is unavailable; nothing was sent")
-        )
-    except UpstreamError as exc:
-        return dialect.refusal(Refuse(exc.reason, str(exc)))
+    body = await read_body(request, services.config.server.max_body_bytes)
+    payload, content_type = dialect.reencode_other(body, request.content_type)
+    passed = dialect.forwarded_headers | dialect.public_headers
+    headers = {k: v for k, v in request.headers.items() if k.lower() in passed}
+    if content_type:
+        headers["Content-Type"] = content_type
+    # the canonical target the guard checked, bytes as sent; errors go to the boundary
+    upstream = await services.upstream.send(
+        dialect.name, request.method, request.raw_path, headers, payload
+    )
     return web.Response(
         status=upstream.status, body=upstream.body, headers=response_headers(upstream.headers)
     )

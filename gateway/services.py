@@ -1,4 +1,7 @@
-"""The running gateway's parts, built once by ``create_app`` and shared by every handler."""
+"""The running gateway's parts, built once by ``create_app`` for the gateway's own handlers.
+
+The order pipeline does not use this bag: it is given the parts it needs by name
+(``Pipeline(...)``); the error boundary finds envelopes with ``errors.Envelopes``."""
 
 from __future__ import annotations
 
@@ -27,12 +30,6 @@ class Services:
     ltp: LtpBook
     dialects: dict[str, Dialect]
     metrics: Metrics
-
-    def dialect_for(self, path: str) -> Dialect | None:
-        for dialect in self.dialects.values():
-            if dialect.owns(path):
-                return dialect
-        return None
 
 
 SERVICES = web.AppKey("services", Services)

@@ -57,6 +57,8 @@ class Reason(enum.Enum):
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"  # connect failed before a byte was sent
     UPSTREAM_FAILED = "upstream_failed"  # failed after the request was sent: outcome unknown
     UPSTREAM_TIMEOUT = "upstream_timeout"  # timed out after sending: outcome unknown
+    # The last resort: a failure the gateway did not foresee (a bug), never a decision
+    INTERNAL_ERROR = "internal_error"
 
     @property
     def status(self) -> int:
@@ -99,6 +101,7 @@ _STATUS: dict[Reason, int] = {
     Reason.UPSTREAM_UNAVAILABLE: 503,
     Reason.UPSTREAM_FAILED: 502,
     Reason.UPSTREAM_TIMEOUT: 504,
+    Reason.INTERNAL_ERROR: 500,
 }
 
 

@@ -13,13 +13,10 @@ from rules.types import CredentialKind
 
 from ..edge import request_client_ip
 from ..services import token_hash
-from .common import gateway_error, json_response, new_credential, with_envelope
+from .common import json_response, new_credential
 from .tokens import login_session
 
-_envelope = with_envelope(gateway_error)
 
-
-@_envelope
 async def create_analytics_token(request: web.Request) -> web.StreamResponse:
     services, snapshot = await login_session(request)
     now = services.clock.now()
@@ -45,7 +42,6 @@ async def create_analytics_token(request: web.Request) -> web.StreamResponse:
     )
 
 
-@_envelope
 async def delete_analytics_token(request: web.Request) -> web.StreamResponse:
     services, snapshot = await login_session(request)
     if not await services.store.revoke_analytics_token(snapshot.account.user_id):

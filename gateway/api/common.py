@@ -1,9 +1,10 @@
-"""Shared pieces of the gateway's own endpoints: envelopes, auth from any dialect, times."""
+"""Shared pieces of the gateway's own endpoints: answers, auth from any dialect, times.
+
+Handlers only raise; ``gateway/errors.py`` renders refusals in the envelope of the path."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -11,7 +12,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from rules.analytics import default_table
-from rules.decisions import Reason, Refuse, Refused
+from rules.decisions import Reason, Refused
 from rules.sessions import Credential, check_live
 from rules.tokens import check_scope
 from rules.types import CredentialKind, IPAddress, IPNetwork
@@ -20,9 +21,7 @@ from ..codec import decode_json, encode_json
 from ..dialects.base import Token, bearer, single_header
 from ..edge import identify, read_body, request_client_ip
 from ..services import SERVICES, Services
-from ..stores.base import Account, Snapshot, StoreUnavailable
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from ..stores.base import Account, Snapshot
 
 
 def new_credential(
@@ -54,11 +53,6 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=encode_json(data), content_type="application/json")
 
 
-def gateway_error(refuse: Refuse) -> web.Response:
-    """The gateway's own envelope (SPEC §2): ``{"error": CODE, "message": …}``."""
-    return json_response({"error": refuse.reason.name, "message": refuse.message}, refuse.status)
-
-
 def any_token(headers: CIMultiDictProxy[str]) -> Token:
     """A login from any dialect: kotak's ``Auth`` + ``Sid``, else ``Authorization: Bearer``."""
     auth = single_header(headers, "Auth")
@@ -69,7 +63,7 @@ def any_token(headers: CIMultiDictProxy[str]) -> Token:
 
 async def authenticated(request: web.Request) -> tuple[Services, Snapshot]:
     services = request.app[SERVICES]
-    snapshot = await identify(services, any_token(request.headers))
+    snapshot = await identify(services.store, any_token(request.headers))
     credential = check_live(snapshot.credential, now=services.clock.now())
     if credential.kind is not CredentialKind.LOGIN:
         check_scope(
@@ -98,22 +92,3 @@ async def json_body(request: web.Request) -> Any:
 def server_time(value: datetime | None, tz: tzinfo) -> str | None:
     """``YYYY-MM-DD HH:MM:SS`` in rules.timezone (SPEC §4)."""
     return None if value is None else value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def with_envelope(render: Callable[[Refuse], web.Response]) -> Callable[[Handler], Handler]:
-    """Turn Refused and StoreUnavailable raised by a handler into the given envelope."""
-
-    def wrap(handler: Handler) -> Handler:
-        async def run(request: web.Request) -> web.StreamResponse:
-            try:
-                return await handler(request)
-            except Refused as refused:
-                return render(refused.refusal)
-            except StoreUnavailable:
-                return render(
-                    Refuse(Reason.STORE_UNAVAILABLE, "the gateway's store is unavailable")
-                )
-
-        return run
-
-    return wrap

@@ -32,15 +32,11 @@ from ..stores.base import Account, Snapshot
 from .common import (
     account_or_404,
     authenticated,
-    gateway_error,
     json_body,
     json_response,
-    with_envelope,
 )
 
 MAX_MEMBERS = 10
-
-_envelope = with_envelope(gateway_error)
 
 
 def member_id(body: Any) -> str:
@@ -104,14 +100,12 @@ async def remove_member(services: Services, parent_id: str, user_id: str) -> dic
 # The gateway's own API, as the parent ------------------------------------------------------
 
 
-@_envelope
 async def get_family(request: web.Request) -> web.StreamResponse:
     services, snapshot = await authenticated(request)
     data = await family_view(services, snapshot.account)
     return json_response({"status": "success", "data": data})
 
 
-@_envelope
 async def post_member(request: web.Request) -> web.StreamResponse:
     services, snapshot = await _parent(request)
     user_id = member_id(await json_body(request))
@@ -119,7 +113,6 @@ async def post_member(request: web.Request) -> web.StreamResponse:
     return json_response({"status": "success", "data": data}, 201)
 
 
-@_envelope
 async def delete_member(request: web.Request) -> web.StreamResponse:
     user_id = request.match_info["user_id"]
     services, snapshot = await authenticated(request)
@@ -141,14 +134,12 @@ async def delete_member(request: web.Request) -> web.StreamResponse:
 # The admin API (mounted under /admin/v1 behind the admin token) -----------------------------
 
 
-@_envelope
 async def admin_get_family(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     account = await account_or_404(services, request.match_info["user_id"])
     return json_response({"status": "success", "data": await family_view(services, account)})
 
 
-@_envelope
 async def admin_post_member(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     parent = await account_or_404(services, request.match_info["user_id"])
@@ -157,7 +148,6 @@ async def admin_post_member(request: web.Request) -> web.StreamResponse:
     return json_response({"status": "success", "data": data}, 201)
 
 
-@_envelope
 async def admin_delete_member(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     parent = await account_or_404(services, request.match_info["user_id"])

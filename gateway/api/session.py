@@ -16,16 +16,13 @@ from rules.decisions import Reason, Refused
 from rules.sessions import Credential, session_expiry, slot_for
 from rules.types import CredentialKind, IPAddress
 
-from ..dialects import upstox
 from ..edge import read_body, request_client_ip
 from ..services import SERVICES, Services, token_hash
 from .common import (
     authenticated,
-    gateway_error,
     json_body,
     json_response,
     new_credential,
-    with_envelope,
 )
 
 
@@ -72,7 +69,6 @@ def session_view(token: str, credential: Credential) -> dict[str, Any]:
     }
 
 
-@with_envelope(gateway_error)
 async def create_session(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     client_ip = request_client_ip(request, services)
@@ -85,7 +81,6 @@ async def create_session(request: web.Request) -> web.StreamResponse:
     return json_response({"status": "success", "data": session_view(token, credential)})
 
 
-@with_envelope(gateway_error)
 async def delete_session(request: web.Request) -> web.StreamResponse:
     services, snapshot = await authenticated(request)
     if snapshot.credential.kind is not CredentialKind.LOGIN:
@@ -97,7 +92,6 @@ async def delete_session(request: web.Request) -> web.StreamResponse:
     )
 
 
-@with_envelope(upstox.error_response)
 async def upstox_token(request: web.Request) -> web.StreamResponse:
     """Upstox's ``POST /v2/login/authorization/token``: client_id/client_secret are the app's
     api_key/api_secret, so the Upstox SDK's LoginApi.token logs in unchanged."""

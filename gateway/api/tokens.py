@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rules.decisions import Reason, Refuse, Refused
+from rules.decisions import Reason, Refused
 from rules.tokens import TOKEN_TYPES, parse_allowed_cidrs, parse_token_request
 from rules.types import CredentialKind
 
@@ -24,15 +24,12 @@ from ..services import Services, token_hash
 from ..stores.base import ApiToken, Snapshot
 from .common import (
     authenticated,
-    gateway_error,
     json_body,
     json_response,
     new_credential,
-    with_envelope,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_envelope = with_envelope(gateway_error)
 
 
 def nanoseconds(value: datetime | None) -> int:
@@ -63,7 +60,6 @@ async def login_session(request: web.Request) -> tuple[Services, Snapshot]:
     return services, snapshot
 
 
-@_envelope
 async def list_tokens(request: web.Request) -> web.StreamResponse:
     services, snapshot = await authenticated(request)
     kind = request.query.get("kind")
@@ -81,7 +77,6 @@ async def list_tokens(request: web.Request) -> web.StreamResponse:
     return json_response({"results": [token_view(t) for t in tokens]})
 
 
-@_envelope
 async def create_token(request: web.Request) -> web.StreamResponse:
     services, snapshot = await login_session(request)
     wanted = parse_token_request(await json_body(request))
@@ -109,7 +104,6 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     return json_response({"api_token": token_view(token), "token": secret})
 
 
-@_envelope
 async def revoke_token(request: web.Request) -> web.StreamResponse:
     services, snapshot = await login_session(request)
     lookup_id = request.match_info["lookup_id"]
@@ -121,7 +115,6 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
     return json_response(token_view(token))
 
 
-@_envelope
 async def replace_cidrs(request: web.Request) -> web.StreamResponse:
     services, snapshot = await login_session(request)
     body = await json_body(request)
@@ -139,7 +132,7 @@ async def replace_cidrs(request: web.Request) -> web.StreamResponse:
 
 async def no_route(request: web.Request) -> web.StreamResponse:
     """The gateway owns /v1/account/tokens: nothing under it is forwarded upstream."""
-    return gateway_error(Refuse(Reason.NOT_FOUND, f"no route {request.method} {request.path}"))
+    raise Refused(Reason.NOT_FOUND, f"no route {request.method} {request.path}")
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

@@ -17,10 +17,9 @@ from rules.decisions import Reason, Refused
 from rules.registry import Registration, decide_ip_change, parse_ip_update
 from rules.types import CredentialKind
 
-from ..dialects import upstox
 from ..services import Services
 from ..stores.base import Account
-from .common import authenticated, json_body, json_response, server_time, with_envelope
+from .common import authenticated, json_body, json_response, server_time
 
 
 async def ip_view(
@@ -43,7 +42,6 @@ async def ip_view(
     return data
 
 
-@with_envelope(upstox.error_response)
 async def get_ip(request: web.Request) -> web.StreamResponse:
     services, snapshot = await authenticated(request)
     account = snapshot.account
@@ -53,7 +51,6 @@ async def get_ip(request: web.Request) -> web.StreamResponse:
     )
 
 
-@with_envelope(upstox.error_response)
 async def put_ip(request: web.Request) -> web.StreamResponse:
     services, snapshot = await authenticated(request)
     account = snapshot.account

@@ -78,6 +78,7 @@ CODES: dict[Reason, int] = {
     Reason.STORE_UNAVAILABLE: 9503,
     Reason.UPSTREAM_UNAVAILABLE: 95031,
     Reason.UPSTREAM_TIMEOUT: 9504,
+    Reason.INTERNAL_ERROR: 9500,
 }
 
 # Kotak's own wording for these two, typo included: clients match on the body.
