@@ -24,11 +24,13 @@ from typing import Any
 
 from aiohttp import web
 
-from rules.decisions import Reason, Refused
+from rules.decisions import Reason, Refused, contended
+from rules.family import MAX_MEMBERS, check_join
 from rules.types import CredentialKind
 
 from ..services import SERVICES, Services
-from ..stores.base import Account, Snapshot
+from ..stores.base import ATTEMPTS, Account, Commit, Snapshot
+from ..stores.roles import Registry
 from .common import (
     account_or_404,
     authenticated,
@@ -38,7 +40,7 @@ from .common import (
     with_envelope,
 )
 
-MAX_MEMBERS = 10
+__all__ = ["MAX_MEMBERS", "add_routes", "join"]
 
 _envelope = with_envelope(gateway_error)
 
@@ -85,8 +87,20 @@ async def _parent(request: web.Request) -> tuple[Services, Snapshot]:
     return services, snapshot
 
 
+async def join(
+    registry: Registry, parent_id: str, member_id: str, *, max_members: int = MAX_MEMBERS
+) -> None:
+    """Decide the join in ``rules.family`` and commit it only on the facts it was decided on."""
+    for _ in range(ATTEMPTS):
+        facts = await registry.join_facts(parent_id, member_id)
+        check_join(parent_id, member_id, facts, max_members=max_members)
+        if await registry.add_family_member(parent_id, member_id, expected=facts) is Commit.DONE:
+            return
+    raise contended(f"{parent_id}'s family")
+
+
 async def add_member(services: Services, parent_id: str, user_id: str) -> dict[str, Any]:
-    await services.store.add_family_member(parent_id, user_id, max_members=MAX_MEMBERS)
+    await join(services.store, parent_id, user_id)
     parent = await services.store.get_account(parent_id)
     assert parent is not None
     return await family_view(services, parent)

@@ -50,10 +50,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
-from rules.decisions import Reason, Refused
+from rules.family import JoinFacts
 from rules.ip import canonical
 from rules.orders import KnownOrder
-from rules.registry import Registration
+from rules.registry import IpCommit, IpCommitted, Registration
 from rules.sessions import Credential
 from rules.types import CredentialKind, IPAddress, IPNetwork, Side
 
@@ -63,6 +63,8 @@ from .base import (
     ApiToken,
     App,
     AuditEntry,
+    Commit,
+    Duplicate,
     IdempotencyRecord,
     Snapshot,
     StaleSnapshot,
@@ -139,6 +141,7 @@ def _account(h: Mapping[bytes, bytes]) -> Account:
         created_at=_at(h.get(b"created_at")),
         parent_id=_text(h.get(b"parent_id")),
         algo_id=_text(h.get(b"algo_id")),
+        algo_name=_text(h.get(b"algo_name")),
         upstream_auth={
             name.removeprefix(_AUTH_BYTES).decode(): orjson.loads(value)
             for name, value in h.items()
@@ -300,11 +303,13 @@ class RedisStore(Store):
             fields += ["parent_id", account.parent_id]
         if account.algo_id is not None:
             fields += ["algo_id", account.algo_id]
+        if account.algo_name is not None:
+            fields += ["algo_name", account.algo_name]
         for dialect, headers in account.upstream_auth.items():
             fields += [_AUTH + dialect, orjson.dumps(dict(headers)).decode()]
         reply = await self._run("create_account", account.user_id, account.parent_id or "", *fields)
         if reply[0] == b"exists":
-            raise KeyError(account.user_id)
+            raise Duplicate(f"account {account.user_id!r} exists")
         return account
 
     async def get_account(self, user_id: str) -> Account | None:
@@ -320,11 +325,14 @@ class RedisStore(Store):
 
     async def set_upstream_auth(
         self, user_id: str, dialect: str, headers: Mapping[str, str] | None
-    ) -> None:
+    ) -> bool:
         value = "" if headers is None else orjson.dumps(dict(headers)).decode()
         reply = await self._run("set_upstream_auth", user_id, _AUTH + dialect, value)
-        if reply[0] == b"none":
-            raise Refused(Reason.NOT_FOUND, f"no account {user_id!r}")
+        return bool(reply[0] == b"ok")
+
+    async def set_algo(self, user_id: str, *, algo_id: str | None, algo_name: str | None) -> bool:
+        reply = await self._run("set_algo", user_id, algo_id or "", algo_name or "")
+        return bool(reply[0] == b"ok")
 
     async def create_app(self, app: App) -> App:
         await self._cmd(
@@ -475,25 +483,19 @@ class RedisStore(Store):
         reply = await self._run(
             "replace_api_token_cidrs", user_id, lookup_id, _cidrs_json(cidrs), _ts(now), _us(now)
         )
-        if reply[0] == b"conflict":
-            raise Refused(
-                Reason.CONFLICT, f"token {lookup_id} is revoked or expired; create a new token"
-            )
         return _api_token(_fields(reply[2])) if reply[0] == b"ok" else None
 
-    async def create_analytics_token(self, credential: Credential, token_hash: str) -> Credential:
+    async def live_analytics_token(self, user_id: str) -> Credential | None:
+        found = await self._eval(scripts["live_analytics"], (), (self._prefix, user_id))
+        return _credential(_fields(found)) if found else None
+
+    async def create_analytics_token(
+        self, credential: Credential, token_hash: str, *, retire: str | None
+    ) -> Commit:
         reply = await self._run(
-            "create_analytics",
-            *self._credential_args(credential, token_hash),
-            _us(credential.created_at),
+            "create_analytics", *self._credential_args(credential, token_hash), retire or ""
         )
-        if reply[0] == b"conflict":
-            raise Refused(
-                Reason.CONFLICT,
-                "this account already has an analytics token (one per account);"
-                " revoke it with DELETE /gateway/v1/analytics-token first",
-            )
-        return credential
+        return Commit.DONE if reply[0] == b"ok" else Commit.STALE
 
     async def revoke_analytics_token(self, user_id: str) -> bool:
         reply = await self._run("revoke_analytics", user_id)
@@ -502,13 +504,15 @@ class RedisStore(Store):
     # admission -------------------------------------------------------------------------------
 
     async def admit(
-        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0
+        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0, count: int = 1
     ) -> float | None:
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
         keys, expected = self._epoch_keys(snapshot)
         reply = await self._eval(
             scripts["admit"],
             [self._key("rate", snapshot.account.user_id), *keys],
-            [repr(float(now)), repr(float(window)), limit, next(self._members), *expected],
+            [repr(float(now)), repr(float(window)), limit, next(self._members), count, *expected],
         )
         self._check_epochs(snapshot, reply[1])
         if reply[0] == b"limited":
@@ -522,7 +526,7 @@ class RedisStore(Store):
 
     async def apply_ip_change(
         self, user_id: str, new: Registration, *, expected_version: int
-    ) -> None:
+    ) -> IpCommitted:
         # Stored canonical, so uniqueness never compares raw strings (SPEC §4).
         primary = "" if new.primary is None else str(canonical(new.primary))
         secondary = "" if new.secondary is None else str(canonical(new.secondary))
@@ -539,38 +543,41 @@ class RedisStore(Store):
             *sorted(ip for ip in (primary, secondary) if ip),
         )
         if reply[0] == b"concurrent":
-            raise Refused(
-                Reason.CONCURRENT_UPDATE,
-                "another update of the static IPs won the race; read them again",
-            )
+            return IpCommitted(IpCommit.VERSION_MOVED)
         if reply[0] == b"taken":
-            raise Refused(
-                Reason.IP_TAKEN,
-                f"{reply[2].decode()} is registered to another client; a static IP belongs to"
-                " one client or one family",
-            )
+            return IpCommitted(IpCommit.TAKEN, reply[2].decode())
+        return IpCommitted(IpCommit.APPLIED)
 
     # families --------------------------------------------------------------------------------
 
     async def family_members(self, parent_id: str) -> Sequence[Account]:
         return await self._accounts_in(f"members:{parent_id}")
 
-    async def add_family_member(self, parent_id: str, member_id: str, *, max_members: int) -> None:
-        reply = await self._run("add_family_member", parent_id, member_id, max_members)
-        refusals = {
-            b"no_parent": (Reason.NOT_FOUND, f"no account {parent_id}"),
-            b"no_member": (Reason.NOT_FOUND, f"no account {member_id}"),
-            b"self": (Reason.BAD_REQUEST, "an account cannot join its own family"),
-            b"parent_is_member": (Reason.CONFLICT, f"{parent_id} is a member of another family"),
-            b"member_in_family": (Reason.CONFLICT, f"{member_id} is already in a family"),
-            b"member_is_parent": (Reason.CONFLICT, f"{member_id} is the parent of a family"),
-            b"full": (
-                Reason.CONFLICT,
-                f"a family has at most {max_members} members besides the parent",
-            ),
-        }
-        if reply[0] in refusals:
-            raise Refused(*refusals[reply[0]])
+    async def join_facts(self, parent_id: str, member_id: str) -> JoinFacts:
+        facts = await self._eval(scripts["join_facts"], (), (self._prefix, parent_id, member_id))
+        parent_exists, parent_family, member_exists, member_family, theirs, mine = facts
+        return JoinFacts(
+            parent_exists=parent_exists == b"1",
+            parent_family=_text(parent_family),
+            member_exists=member_exists == b"1",
+            member_family=_text(member_family),
+            member_members=int(theirs),
+            members=int(mine),
+        )
+
+    async def add_family_member(
+        self, parent_id: str, member_id: str, *, expected: JoinFacts
+    ) -> Commit:
+        facts = (
+            "1" if expected.parent_exists else "0",
+            expected.parent_family or "",
+            "1" if expected.member_exists else "0",
+            expected.member_family or "",
+            str(expected.member_members),
+            str(expected.members),
+        )
+        reply = await self._run("add_family_member", parent_id, member_id, *facts)
+        return Commit.DONE if reply[0] == b"ok" else Commit.STALE
 
     async def remove_family_member(self, parent_id: str, member_id: str) -> bool:
         reply = await self._run("remove_family_member", parent_id, member_id)

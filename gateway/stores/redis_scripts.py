@@ -82,6 +82,15 @@ local function put_credential(i)
   return uid, sid
 end
 
+-- What rules.family.check_join decides from, as strings (compared with the expected ones).
+local function join_facts(parent, member)
+  local pa, ma = key('account', parent), key('account', member)
+  return {tostring(redis.call('EXISTS', pa)), redis.call('HGET', pa, 'parent_id') or '',
+    tostring(redis.call('EXISTS', ma)), redis.call('HGET', ma, 'parent_id') or '',
+    tostring(redis.call('SCARD', key('members', member))),
+    tostring(redis.call('SCARD', key('members', parent)))}
+end
+
 local function live_credential(sid)
   local th = sid and redis.call('GET', key('sid', sid))
   if th and redis.call('HGET', key('cred', th), 'revoked') == '0' then return key('cred', th) end
@@ -108,6 +117,22 @@ if ARGV[4] == '' then
   redis.call('HDEL', account, ARGV[3])
 else
   redis.call('HSET', account, ARGV[3], ARGV[4])
+end
+local out = {}
+bump(ARGV[2], out)
+return {'ok', out}
+"""
+
+_SET_ALGO = """
+-- ARGV: prefix, user id, algo id or '', algo name or '' ('' removes).
+local account = key('account', ARGV[2])
+if redis.call('EXISTS', account) == 0 then return {'none', {}} end
+for i, name in ipairs({'algo_id', 'algo_name'}) do
+  if ARGV[2 + i] == '' then
+    redis.call('HDEL', account, name)
+  else
+    redis.call('HSET', account, name, ARGV[2 + i])
+  end
 end
 local out = {}
 bump(ARGV[2], out)
@@ -146,17 +171,23 @@ redis.call('ZADD', key('apitokens', uid), redis.call('INCR', P .. 'apitoken-seq'
 return {'ok', {}}
 """
 
+_LIVE_ANALYTICS = """
+-- ARGV: prefix, user id. The account's unrevoked analytics credential's hash, or {}.
+local cred = live_credential(redis.call('GET', key('analytics', ARGV[2])))
+if not cred then return {} end
+return redis.call('HGETALL', cred)
+"""
+
 _CREATE_ANALYTICS = """
--- ARGV: prefix, credential (11), created at (us). One live analytics token per account;
--- an expired one no longer counts and is retired here.
+-- ARGV: prefix, credential (11), the session id of the unrevoked one it retires ('' none).
+-- Written only if that is still the account's unrevoked one (rules.tokens decided on it).
 local out = {}
 local uid = ARGV[4]
 local pointer = key('analytics', uid)
-local old = live_credential(redis.call('GET', pointer))
+local current = redis.call('GET', pointer)
+local old = live_credential(current)
+if (old and current or '') ~= ARGV[13] then return {'stale', out} end
 if old then
-  if tonumber(ARGV[13]) < tonumber(redis.call('HGET', old, 'expires_us')) then
-    return {'conflict', out}
-  end
   redis.call('HSET', old, 'revoked', '1')
   bump(uid, out)
 end
@@ -237,19 +268,20 @@ for _, m in ipairs(members) do revoke_all(m, out) end
 return {'ok', out}
 """
 
+_JOIN_FACTS = """
+-- ARGV: prefix, parent id, member id.
+return join_facts(ARGV[2], ARGV[3])
+"""
+
 _ADD_FAMILY_MEMBER = """
--- ARGV: prefix, parent id, member id, max members.
+-- ARGV: prefix, parent id, member id, the six join facts the join was decided on.
+-- Written only if they still hold (rules.family decided on them).
 local parent, member = ARGV[2], ARGV[3]
-local pa, ma = key('account', parent), key('account', member)
-if redis.call('EXISTS', pa) == 0 then return {'no_parent', {}} end
-if redis.call('EXISTS', ma) == 0 then return {'no_member', {}} end
-if parent == member then return {'self', {}} end
-if redis.call('HGET', pa, 'parent_id') then return {'parent_is_member', {}} end
-if redis.call('HGET', ma, 'parent_id') then return {'member_in_family', {}} end
-if redis.call('SCARD', key('members', member)) > 0 then return {'member_is_parent', {}} end
-if redis.call('SCARD', key('members', parent)) >= tonumber(ARGV[4]) then
-  return {'full', {}}
+local facts = join_facts(parent, member)
+for i = 1, #facts do
+  if facts[i] ~= ARGV[3 + i] then return {'stale', {}} end
 end
+local ma = key('account', member)
 redis.call('HSET', ma, 'parent_id', parent)
 redis.call('SADD', key('members', parent), member)
 -- It trades from the parent's IPs now; its own registration would otherwise keep holding
@@ -310,13 +342,14 @@ return {'ok', out, redis.call('HGETALL', token)}
 """
 
 _REPLACE_API_CIDRS = """
--- ARGV: prefix, user id, lookup id, cidrs (JSON), now, now (us).
+-- ARGV: prefix, user id, lookup id, cidrs (JSON), now, now (us). Only on a token that is
+-- still live (rules.tokens decided on a live one): else nothing is written.
 local token = key('apitoken', ARGV[3])
 if redis.call('HGET', token, 'user_id') ~= ARGV[2] then return {'none', {}} end
 local cred = live_credential(redis.call('HGET', token, 'token_id'))
 if not cred or redis.call('HGET', token, 'revoked_at') ~= ''
     or tonumber(ARGV[6]) >= tonumber(redis.call('HGET', token, 'expiry_us')) then
-  return {'conflict', {}}
+  return {'none', {}}
 end
 redis.call('HSET', cred, 'allowed_cidrs', ARGV[4])
 redis.call('HSET', token, 'allowed_cidrs', ARGV[4], 'last_updated_at', ARGV[5])
@@ -327,31 +360,37 @@ return {'ok', out, redis.call('HGETALL', token)}
 
 # The hot path: one EVALSHA per order. KEYS: the account's rate ZSET, its epoch, and the
 # parent's epoch for a family member. ARGV: now (epoch s), window (s), limit, a unique member,
-# the epochs the snapshot was read at. Same algorithm as rules.ratelimit.SlidingWindowLimiter:
-# an admission at t counts while now - t < window (compared in doubles, as Python does).
+# count, the epochs the snapshot was read at. Same algorithm as
+# rules.ratelimit.SlidingWindowLimiter, bit for bit: an admission at t has expired when
+# t <= now - window (the bound computed in doubles, passed to Redis as %.17g, which strtod
+# reads back exactly); ``count`` slots are taken at once or none.  Its cost does not grow
+# with the admissions in the window: ZREMRANGEBYSCORE drops what expired (O(log n) plus what
+# it removes), ZCARD counts, and a refusal reads the one entry that must leave last.
 _ADMIT = """
 local current, stale = {}, false
 for i = 2, #KEYS do
   local epoch = tonumber(redis.call('GET', KEYS[i]) or '0')
   current[#current + 1] = epoch
-  if epoch ~= tonumber(ARGV[3 + i]) then stale = true end
+  if epoch ~= tonumber(ARGV[4 + i]) then stale = true end
 end
 if stale then return {'stale', current} end
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local hits = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local expired = 0
-for i = 2, #hits, 2 do
-  if now - tonumber(hits[i]) >= window then expired = expired + 1 else break end
-end
-if expired > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, expired - 1) end
-local count = #hits / 2 - expired
-if count >= limit then
-  local oldest = tonumber(hits[2 * (expired + count - limit) + 2])
-  local wait = oldest + window - now
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local limit, count = tonumber(ARGV[3]), tonumber(ARGV[5])
+if count > limit then return {'limited', current, ARGV[2]} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.17g', now - window))
+local excess = redis.call('ZCARD', KEYS[1]) + count - limit
+if excess > 0 then
+  local last = redis.call('ZRANGE', KEYS[1], excess - 1, excess - 1, 'WITHSCORES')
+  local wait = tonumber(last[2]) + window - now
   if wait < 1e-6 then wait = 1e-6 end
   return {'limited', current, string.format('%.17g', wait)}
 end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+local entries = {}
+for i = 1, count do
+  entries[#entries + 1] = ARGV[1]
+  entries[#entries + 1] = ARGV[4] .. ':' .. i
+end
+redis.call('ZADD', KEYS[1], unpack(entries))
 redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) * 2 + 1000)
 return {'ok', current}
 """
@@ -386,15 +425,18 @@ def _scripts() -> dict[str, Script]:
     sources = {
         "create_account": _CREATE_ACCOUNT,
         "set_upstream_auth": _SET_UPSTREAM_AUTH,
+        "set_algo": _SET_ALGO,
         "accounts_in": _ACCOUNTS_IN,
         "create_login": _CREATE_LOGIN,
         "create_api_token": _CREATE_API_CREDENTIAL,
+        "live_analytics": _LIVE_ANALYTICS,
         "create_analytics": _CREATE_ANALYTICS,
         "revoke_analytics": _REVOKE_ANALYTICS,
         "snapshot": _SNAPSHOT,
         "revoke_credential": _REVOKE_CREDENTIAL,
         "revoke_account": _REVOKE_ACCOUNT,
         "apply_ip_change": _APPLY_IP_CHANGE,
+        "join_facts": _JOIN_FACTS,
         "add_family_member": _ADD_FAMILY_MEMBER,
         "remove_family_member": _REMOVE_FAMILY_MEMBER,
         "api_tokens": _API_TOKENS,

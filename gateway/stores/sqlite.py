@@ -24,11 +24,11 @@ from typing import Any, TypeVar, cast
 import orjson
 from cachetools import LRUCache
 
-from rules.decisions import Reason, Refused
+from rules.family import JoinFacts
 from rules.ip import canonical
 from rules.orders import KnownOrder
 from rules.ratelimit import SlidingWindowLimiter
-from rules.registry import Registration
+from rules.registry import IpCommit, IpCommitted, Registration
 from rules.sessions import Credential
 from rules.types import CredentialKind, IPNetwork, Side
 
@@ -38,6 +38,8 @@ from .base import (
     ApiToken,
     App,
     AuditEntry,
+    Commit,
+    Duplicate,
     IdempotencyRecord,
     Snapshot,
     Store,
@@ -149,7 +151,8 @@ class SQLiteStore(Store):
         def write() -> None:
             try:
                 self._conn.execute(
-                    f"INSERT INTO accounts ({schema.ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    f"INSERT INTO accounts ({schema.ACCOUNT_COLUMNS})"  # noqa: S608
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         account.user_id,
                         account.name,
@@ -157,10 +160,11 @@ class SQLiteStore(Store):
                         account.parent_id,
                         account.algo_id,
                         orjson.dumps(account.upstream_auth).decode(),
+                        account.algo_name,
                     ),
                 )
             except sqlite3.IntegrityError as exc:
-                raise KeyError(account.user_id) from exc
+                raise Duplicate(f"account {account.user_id!r} exists") from exc
 
         await self._run(write)
         self._accounts[account.user_id] = account
@@ -182,14 +186,14 @@ class SQLiteStore(Store):
 
     async def set_upstream_auth(
         self, user_id: str, dialect: str, headers: Mapping[str, str] | None
-    ) -> None:
-        def write() -> None:
+    ) -> bool:
+        def write() -> bool:
             with self._tx() as db:
                 row = db.execute(
                     "SELECT upstream_auth FROM accounts WHERE user_id = ?", (user_id,)
                 ).fetchone()
                 if row is None:
-                    raise Refused(Reason.NOT_FOUND, f"no account {user_id!r}")
+                    return False
                 stored = orjson.loads(row[0])
                 if headers is None:
                     stored.pop(dialect, None)
@@ -199,10 +203,24 @@ class SQLiteStore(Store):
                     "UPDATE accounts SET upstream_auth = ? WHERE user_id = ?",
                     (orjson.dumps(stored).decode(), user_id),
                 )
+                return True
 
-        await self._run(write)
+        found = await self._run(write)
         # Snapshots read the account through this cache: the next one reads the new value.
         self._accounts.pop(user_id, None)
+        return found
+
+    async def set_algo(self, user_id: str, *, algo_id: str | None, algo_name: str | None) -> bool:
+        def write() -> bool:
+            cur = self._conn.execute(
+                "UPDATE accounts SET algo_id = ?, algo_name = ? WHERE user_id = ?",
+                (algo_id, algo_name, user_id),
+            )
+            return cur.rowcount > 0
+
+        found = await self._run(write)
+        self._accounts.pop(user_id, None)
+        return found
 
     async def create_app(self, app: App) -> App:
         await self._run(
@@ -385,10 +403,7 @@ class SQLiteStore(Store):
                     return None
                 token, revoked = found
                 if revoked or not token.live_at(now):
-                    raise Refused(
-                        Reason.CONFLICT,
-                        f"token {lookup_id} is revoked or expired; create a new token",
-                    )
+                    return None
                 db.execute(
                     "UPDATE credentials SET allowed_cidrs = ? WHERE session_id = ?",
                     (schema.cidrs(cidrs), token.token_id),
@@ -404,36 +419,31 @@ class SQLiteStore(Store):
             self._forget_credentials(lambda c: c.session_id == token.token_id)
         return token
 
-    async def create_analytics_token(self, credential: Credential, token_hash: str) -> Credential:
+    async def live_analytics_token(self, user_id: str) -> Credential | None:
+        return await self._run(schema.read_live_analytics, self._conn, user_id)
+
+    async def create_analytics_token(
+        self, credential: Credential, token_hash: str, *, retire: str | None
+    ) -> Commit:
         c = credential
 
-        def write() -> None:
+        def write() -> Commit:
             with self._tx() as db:
-                # An expired token no longer counts: retire it so the unique index admits a new one.
-                for session_id, expires in db.execute(
-                    "SELECT session_id, expires_at FROM credentials"
-                    " WHERE user_id = ? AND kind = 'analytics' AND revoked = 0",
-                    (c.user_id,),
-                ).fetchall():
-                    expiry = schema.dt(expires)
-                    assert expiry is not None
-                    if c.created_at < expiry:
-                        raise Refused(
-                            Reason.CONFLICT,
-                            "this account already has an analytics token (one per account);"
-                            " revoke it with DELETE /gateway/v1/analytics-token first",
-                        )
-                    db.execute(
-                        "UPDATE credentials SET revoked = 1 WHERE session_id = ?", (session_id,)
-                    )
+                live = schema.read_live_analytics(db, c.user_id)
+                if (None if live is None else live.session_id) != retire:
+                    return Commit.STALE
+                # Retired first: the unique index admits one unrevoked analytics credential.
+                db.execute("UPDATE credentials SET revoked = 1 WHERE session_id = ?", (retire,))
                 schema.insert_credential(db, c, token_hash)
+                return Commit.DONE
 
-        await self._run(write)
-        self._forget_credentials(
-            lambda old: old.user_id == c.user_id and old.kind is CredentialKind.ANALYTICS
-        )
-        self._credentials[token_hash] = c
-        return c
+        done = await self._run(write)
+        if done is Commit.DONE:
+            self._forget_credentials(
+                lambda old: old.user_id == c.user_id and old.kind is CredentialKind.ANALYTICS
+            )
+            self._credentials[token_hash] = c
+        return done
 
     async def revoke_analytics_token(self, user_id: str) -> bool:
         def write() -> bool:
@@ -453,7 +463,7 @@ class SQLiteStore(Store):
     # admission --------------------------------------------------------------------------
 
     async def admit(
-        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0
+        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0, count: int = 1
     ) -> float | None:
         # The caches could answer alone, but an order whose audit record and known-order
         # entry cannot be written must not go upstream: fail closed (SPEC §12).
@@ -462,7 +472,7 @@ class SQLiteStore(Store):
         limiter = self._limiters.get((limit, window))
         if limiter is None:
             limiter = self._limiters[(limit, window)] = SlidingWindowLimiter(limit, window)
-        return limiter.try_acquire(snapshot.account.user_id, now)
+        return limiter.try_acquire(snapshot.account.user_id, now, count)
 
     # registry ---------------------------------------------------------------------------
 
@@ -471,15 +481,12 @@ class SQLiteStore(Store):
 
     async def apply_ip_change(
         self, user_id: str, new: Registration, *, expected_version: int
-    ) -> None:
-        def write() -> list[str]:
+    ) -> IpCommitted:
+        def write() -> tuple[IpCommitted, list[str]]:
             with self._tx() as db:
                 current = schema.read_registration(self._conn, user_id)
                 if current.version != expected_version:
-                    raise Refused(
-                        Reason.CONCURRENT_UPDATE,
-                        "another update of the static IPs won the race; read them again",
-                    )
+                    return IpCommitted(IpCommit.VERSION_MOVED), []
                 members = [
                     row[0]
                     for row in db.execute(
@@ -497,11 +504,7 @@ class SQLiteStore(Store):
                         (ip, ip, *family),
                     ).fetchone()
                     if holder is not None:
-                        raise Refused(
-                            Reason.IP_TAKEN,
-                            f"{ip} is registered to another client; a static IP belongs to one"
-                            " client or one family",
-                        )
+                        return IpCommitted(IpCommit.TAKEN, ip), []
                 db.execute(
                     "INSERT INTO registrations (user_id, primary_ip, secondary_ip,"
                     " primary_updated_at, secondary_updated_at, changed_at, version)"
@@ -522,10 +525,11 @@ class SQLiteStore(Store):
                     ),
                 )
                 schema.revoke_accounts(db, family)
-                return family
+                return IpCommitted(IpCommit.APPLIED), family
 
-        family = await self._run(write)
+        committed, family = await self._run(write)
         self._forget_accounts(set(family))
+        return committed
 
     # families ---------------------------------------------------------------------------
 
@@ -537,33 +541,16 @@ class SQLiteStore(Store):
         )
         return [schema.account_row(row) for row in rows]
 
-    async def add_family_member(self, parent_id: str, member_id: str, *, max_members: int) -> None:
-        def write() -> None:
+    async def join_facts(self, parent_id: str, member_id: str) -> JoinFacts:
+        return await self._run(schema.read_join_facts, self._conn, parent_id, member_id)
+
+    async def add_family_member(
+        self, parent_id: str, member_id: str, *, expected: JoinFacts
+    ) -> Commit:
+        def write() -> Commit:
             with self._tx() as db:
-                parent = schema.read_account(self._conn, parent_id)
-                member = schema.read_account(self._conn, member_id)
-                if parent is None or member is None:
-                    raise Refused(
-                        Reason.NOT_FOUND, f"no account {member_id if parent else parent_id}"
-                    )
-                if parent_id == member_id:
-                    raise Refused(Reason.BAD_REQUEST, "an account cannot join its own family")
-                if parent.parent_id is not None:
-                    raise Refused(Reason.CONFLICT, f"{parent_id} is a member of another family")
-                if member.parent_id is not None:
-                    raise Refused(Reason.CONFLICT, f"{member_id} is already in a family")
-                if db.execute(
-                    "SELECT 1 FROM accounts WHERE parent_id = ? LIMIT 1", (member_id,)
-                ).fetchone():
-                    raise Refused(Reason.CONFLICT, f"{member_id} is the parent of a family")
-                (count,) = db.execute(
-                    "SELECT COUNT(*) FROM accounts WHERE parent_id = ?", (parent_id,)
-                ).fetchone()
-                if count >= max_members:
-                    raise Refused(
-                        Reason.CONFLICT,
-                        f"a family has at most {max_members} members besides the parent",
-                    )
+                if schema.read_join_facts(db, parent_id, member_id) != expected:
+                    return Commit.STALE
                 db.execute(
                     "UPDATE accounts SET parent_id = ? WHERE user_id = ?", (parent_id, member_id)
                 )
@@ -573,9 +560,11 @@ class SQLiteStore(Store):
                 # The member now trades from the parent's IPs: its old sessions were bound
                 # to its own registration, so they end here.
                 schema.revoke_accounts(db, [member_id])
+                return Commit.DONE
 
-        await self._run(write)
+        done = await self._run(write)
         self._forget_accounts({member_id})
+        return done
 
     async def remove_family_member(self, parent_id: str, member_id: str) -> bool:
         def write() -> bool:

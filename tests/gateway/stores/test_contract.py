@@ -14,14 +14,38 @@ from typing import Any
 
 import pytest
 
-from gateway.stores.base import Account, ApiToken, App, AuditEntry, IdempotencyRecord, Store
+from gateway.api.analytics import issue
+from gateway.api.family import join
+from gateway.api.tokens import replace_allowlist
+from gateway.stores.base import (
+    Account,
+    ApiToken,
+    App,
+    AuditEntry,
+    Commit,
+    Duplicate,
+    IdempotencyRecord,
+    Store,
+)
 from rules.decisions import Reason, Refused
+from rules.family import JoinFacts
 from rules.orders import KnownOrder
-from rules.registry import Registration
+from rules.registry import IpCommit, IpCommitted, Registration
 from rules.sessions import Credential, admit_order, check_live
 from rules.types import CredentialKind, IPNetwork, Side
 
-from .values import LATER, T0, account, credential, idem, login, registration, token
+from .values import (
+    LATER,
+    T0,
+    account,
+    credential,
+    family,
+    idem,
+    ip_change,
+    login,
+    registration,
+    token,
+)
 
 IP_A = "203.0.113.10"
 IP_B = "203.0.113.20"
@@ -32,11 +56,6 @@ IP_V6 = "2001:db8::7"
 async def accounts(store: Store, *user_ids: str) -> None:
     for user_id in user_ids:
         await store.create_account(account(user_id))
-
-
-async def family(store: Store, parent_id: str, *member_ids: str, max_members: int = 10) -> None:
-    for member_id in member_ids:
-        await store.add_family_member(parent_id, member_id, max_members=max_members)
 
 
 async def is_live(store: Store, session_id: str) -> bool:
@@ -75,11 +94,28 @@ async def test_unknown_account_is_none_until_created(store: Store) -> None:
     assert await store.get_account("u1") == account("u1")
 
 
-async def test_duplicate_account_raises_key_error_and_keeps_the_first(store: Store) -> None:
+async def test_duplicate_account_raises_duplicate_and_keeps_the_first(store: Store) -> None:
     await store.create_account(account("u1", "first"))
-    with pytest.raises(KeyError):
+    with pytest.raises(Duplicate):
         await store.create_account(account("u1", "second"))
     assert await store.get_account("u1") == account("u1", "first")
+
+
+async def test_algo_id_and_name_are_stored_set_and_cleared(store: Store) -> None:
+    named = replace(account("u1"), algo_id="ALGO-1", algo_name="Pairs")
+    await store.create_account(named)
+    assert await store.get_account("u1") == named
+    snap = await login(store, "s1", "u1")
+    assert (snap.account.algo_id, snap.account.algo_name) == ("ALGO-1", "Pairs")
+
+    assert await store.set_algo("u1", algo_id="ALGO-2", algo_name="Momentum") is True
+    fresh = await store.snapshot(token("s1"))  # the next snapshot carries the new algo
+    assert fresh is not None
+    assert (fresh.account.algo_id, fresh.account.algo_name) == ("ALGO-2", "Momentum")
+    assert await store.set_algo("u1", algo_id=None, algo_name=None) is True
+    assert await store.get_account("u1") == account("u1")
+    assert await store.set_algo("nobody", algo_id="A", algo_name=None) is False
+    assert await store.get_account("nobody") is None
 
 
 async def test_list_accounts_lists_every_account(store: Store) -> None:
@@ -133,13 +169,11 @@ async def test_upstream_auth_keeps_header_order_and_values_exactly(store: Store)
 
 
 async def test_upstream_auth_of_an_unknown_account_is_not_found(store: Store) -> None:
-    with pytest.raises(Refused) as exc:
-        await store.set_upstream_auth("nobody", "upstox", UPSTOX_AUTH)
-    assert reason(exc) is Reason.NOT_FOUND
-    with pytest.raises(Refused) as exc:
-        await store.set_upstream_auth("nobody", "upstox", None)
-    assert reason(exc) is Reason.NOT_FOUND
+    assert await store.set_upstream_auth("nobody", "upstox", UPSTOX_AUTH) is False
+    assert await store.set_upstream_auth("nobody", "upstox", None) is False
     assert await store.get_account("nobody") is None
+    await accounts(store, "u1")
+    assert await store.set_upstream_auth("u1", "upstox", None) is True
 
 
 async def test_the_next_snapshot_carries_the_new_upstream_auth(store: Store) -> None:
@@ -198,7 +232,7 @@ async def test_unknown_token_has_no_snapshot(store: Store) -> None:
 
 async def test_snapshot_carries_credential_account_registration_and_slot(store: Store) -> None:
     await accounts(store, "u1")
-    await store.apply_ip_change("u1", registration(IP_A, IP_B), expected_version=0)
+    await ip_change(store, "u1", registration(IP_A, IP_B), expected_version=0)
     cred = credential("s1", "u1", ip=IP_B, slot="secondary")
     assert await store.create_credential(cred, token("s1")) == cred
 
@@ -233,9 +267,9 @@ async def test_unregistered_account_has_an_empty_registration(store: Store) -> N
 
 async def test_family_member_snapshot_carries_the_parents_registration(store: Store) -> None:
     await accounts(store, "parent", "member")
-    await store.apply_ip_change("member", registration(IP_C), expected_version=0)
+    await ip_change(store, "member", registration(IP_C), expected_version=0)
     await family(store, "parent", "member")
-    await store.apply_ip_change("parent", registration(IP_A, IP_B), expected_version=0)
+    await ip_change(store, "parent", registration(IP_A, IP_B), expected_version=0)
 
     snap = await login(store, "m1", "member", ip=IP_A)
     assert snap.account.parent_id == "parent"
@@ -246,7 +280,7 @@ async def test_family_member_snapshot_carries_the_parents_registration(store: St
 
 async def test_newer_session_from_an_ip_takes_its_slot(store: Store) -> None:
     await accounts(store, "u1")
-    await store.apply_ip_change("u1", registration(IP_A, IP_B), expected_version=0)
+    await ip_change(store, "u1", registration(IP_A, IP_B), expected_version=0)
     await login(store, "old", "u1", ip=IP_A, slot="primary")
     await login(store, "other", "u1", ip=IP_B, slot="secondary")
     await login(store, "new", "u1", ip=IP_A, slot="primary")
@@ -311,17 +345,17 @@ async def test_revoke_account_ends_every_session_of_that_account_only(store: Sto
 
 async def test_first_registration_is_stored_and_read_back(store: Store) -> None:
     await accounts(store, "u1")
-    await store.apply_ip_change("u1", registration(IP_A, IP_V6), expected_version=0)
+    await ip_change(store, "u1", registration(IP_A, IP_V6), expected_version=0)
     assert await store.get_registration("u1") == registration(IP_A, IP_V6)
 
 
 async def test_ip_change_with_a_stale_version_is_refused_and_changes_nothing(store: Store) -> None:
     await accounts(store, "u1")
-    await store.apply_ip_change("u1", registration(IP_A), expected_version=0)
+    await ip_change(store, "u1", registration(IP_A), expected_version=0)
     await login(store, "s1", "u1", ip=IP_A)
 
     with pytest.raises(Refused) as exc:
-        await store.apply_ip_change("u1", registration(IP_B), expected_version=0)
+        await ip_change(store, "u1", registration(IP_B), expected_version=0)
     assert reason(exc) is Reason.CONCURRENT_UPDATE
     assert await store.get_registration("u1") == registration(IP_A)
     assert await is_live(store, "s1")
@@ -329,11 +363,11 @@ async def test_ip_change_with_a_stale_version_is_refused_and_changes_nothing(sto
 
 async def test_concurrent_ip_changes_have_exactly_one_winner(store: Store) -> None:
     await accounts(store, "u1")
-    await store.apply_ip_change("u1", registration(IP_A), expected_version=0)
+    await ip_change(store, "u1", registration(IP_A), expected_version=0)
     updates = [registration(IP_B, version=2), registration(IP_C, version=2)]
 
     results = await asyncio.gather(
-        *(store.apply_ip_change("u1", u, expected_version=1) for u in updates),
+        *(ip_change(store, "u1", u, expected_version=1) for u in updates),
         return_exceptions=True,
     )
 
@@ -351,8 +385,8 @@ async def test_ip_of_another_account_is_refused_and_changes_nothing(
     store: Store, taken: str
 ) -> None:
     await accounts(store, "u1", "u2")
-    await store.apply_ip_change("u2", registration(IP_C), expected_version=0)
-    await store.apply_ip_change("u1", registration(IP_A), expected_version=0)
+    await ip_change(store, "u2", registration(IP_C), expected_version=0)
+    await ip_change(store, "u1", registration(IP_A), expected_version=0)
     await login(store, "s1", "u1", ip=IP_A)
     new = (
         registration(IP_C, IP_B, version=2)
@@ -361,7 +395,7 @@ async def test_ip_of_another_account_is_refused_and_changes_nothing(
     )
 
     with pytest.raises(Refused) as exc:
-        await store.apply_ip_change("u1", new, expected_version=1)
+        await ip_change(store, "u1", new, expected_version=1)
     assert reason(exc) is Reason.IP_TAKEN
     assert await store.get_registration("u1") == registration(IP_A)
     assert await store.get_registration("u2") == registration(IP_C)
@@ -375,27 +409,40 @@ async def test_ip_of_another_account_is_refused_and_changes_nothing(
 async def test_uniqueness_uses_the_canonical_form(store: Store, held: str, wanted: str) -> None:
     # SPEC §4: ::ffff:a.b.c.d is a.b.c.d, whichever form a caller passed in.
     await accounts(store, "u1", "u2")
-    await store.apply_ip_change("u2", registration(held), expected_version=0)
+    await ip_change(store, "u2", registration(held), expected_version=0)
     with pytest.raises(Refused) as exc:
-        await store.apply_ip_change("u1", registration(wanted), expected_version=0)
+        await ip_change(store, "u1", registration(wanted), expected_version=0)
     assert reason(exc) is Reason.IP_TAKEN
+
+
+async def test_ip_change_answers_what_the_store_did(store: Store) -> None:
+    await accounts(store, "u1", "u2")
+    held = registration("::ffff:203.0.113.30")
+    applied = await store.apply_ip_change("u2", held, expected_version=0)
+    assert applied == IpCommitted(IpCommit.APPLIED)
+    moved = await store.apply_ip_change("u1", registration(IP_B), expected_version=1)
+    assert moved == IpCommitted(IpCommit.VERSION_MOVED)
+    wanted = registration(IP_A, "203.0.113.30")
+    taken = await store.apply_ip_change("u1", wanted, expected_version=0)
+    assert taken == IpCommitted(IpCommit.TAKEN, "203.0.113.30")  # canonical, as stored
+    assert await store.get_registration("u1") == Registration()
 
 
 async def test_ip_of_another_familys_parent_is_refused(store: Store) -> None:
     await accounts(store, "p1", "m1", "p2")
     await family(store, "p1", "m1")
-    await store.apply_ip_change("p1", registration(IP_A), expected_version=0)
+    await ip_change(store, "p1", registration(IP_A), expected_version=0)
     with pytest.raises(Refused) as exc:
-        await store.apply_ip_change("p2", registration(IP_A), expected_version=0)
+        await ip_change(store, "p2", registration(IP_A), expected_version=0)
     assert reason(exc) is Reason.IP_TAKEN
 
 
 async def test_ip_held_by_a_family_member_is_allowed(store: Store) -> None:
     await accounts(store, "parent", "member")
-    await store.apply_ip_change("member", registration(IP_A), expected_version=0)
+    await ip_change(store, "member", registration(IP_A), expected_version=0)
     await family(store, "parent", "member")
 
-    await store.apply_ip_change("parent", registration(IP_A, IP_B), expected_version=0)
+    await ip_change(store, "parent", registration(IP_A, IP_B), expected_version=0)
     assert await store.get_registration("parent") == registration(IP_A, IP_B)
 
 
@@ -404,14 +451,14 @@ async def test_ip_change_revokes_the_account_and_its_family_and_clears_slots(
 ) -> None:
     await accounts(store, "parent", "member", "other")
     await family(store, "parent", "member")
-    await store.apply_ip_change("parent", registration(IP_A, IP_B), expected_version=0)
-    await store.apply_ip_change("other", registration(IP_C), expected_version=0)
+    await ip_change(store, "parent", registration(IP_A, IP_B), expected_version=0)
+    await ip_change(store, "other", registration(IP_C), expected_version=0)
     await login(store, "p1", "parent", ip=IP_A, slot="primary")
     await login(store, "p2", "parent", ip=IP_B, slot="secondary")
     await login(store, "m1", "member", ip=IP_A, slot="primary")
     await login(store, "o1", "other", ip=IP_C, slot="primary")
 
-    await store.apply_ip_change("parent", registration(IP_A, IP_V6, version=2), expected_version=1)
+    await ip_change(store, "parent", registration(IP_A, IP_V6, version=2), expected_version=1)
 
     for session_id in ("p1", "p2", "m1"):
         assert not await is_live(store, session_id), session_id
@@ -462,7 +509,7 @@ async def test_family_is_capped_at_max_members(store: Store) -> None:
     await accounts(store, "parent", "m1", "m2", "m3")
     await family(store, "parent", "m1", "m2", max_members=2)
     with pytest.raises(Refused) as exc:
-        await store.add_family_member("parent", "m3", max_members=2)
+        await join(store, "parent", "m3", max_members=2)
     assert reason(exc) is Reason.CONFLICT
     assert sorted(m.user_id for m in await store.family_members("parent")) == ["m1", "m2"]
 
@@ -484,10 +531,43 @@ async def test_an_account_is_in_at_most_one_family(
     await accounts(store, "p1", "m1", "p2")
     await family(store, "p1", "m1")
     with pytest.raises(Refused) as exc:
-        await store.add_family_member(parent_id, member_id, max_members=10)
+        await join(store, parent_id, member_id, max_members=10)
     assert reason(exc) is expected
     assert [m.user_id for m in await store.family_members("p1")] == ["m1"]
     assert list(await store.family_members("p2")) == []
+
+
+async def test_join_facts_are_what_the_rule_decides_from(store: Store) -> None:
+    await accounts(store, "p1", "m1", "p2", "m2")
+    await family(store, "p1", "m1")
+    await family(store, "p2", "m2")
+    assert await store.join_facts("p1", "p2") == JoinFacts(True, None, True, None, 1, 1)
+    assert await store.join_facts("m1", "m2") == JoinFacts(True, "p1", True, "p2", 0, 0)
+    assert await store.join_facts("ghost", "m1") == JoinFacts(False, None, True, "p1", 0, 0)
+    assert await store.join_facts("p1", "ghost") == JoinFacts(True, None, False, None, 0, 1)
+
+
+async def test_a_join_decided_on_facts_that_moved_is_stale_and_writes_nothing(
+    store: Store,
+) -> None:
+    await accounts(store, "parent", "m1", "m2", "other")
+    decided = await store.join_facts("parent", "m1")
+    await family(store, "parent", "m2")  # the family grew after the decision
+    await login(store, "s1", "m1")
+
+    stale = await store.add_family_member("parent", "m1", expected=decided)
+    assert stale is Commit.STALE
+    assert [m.user_id for m in await store.family_members("parent")] == ["m2"]
+    assert (await get(store, "m1")).parent_id is None
+    assert await is_live(store, "s1")
+
+    moved = await store.join_facts("parent", "m1")
+    assert await store.add_family_member("parent", "m1", expected=moved) is Commit.DONE
+    assert not await is_live(store, "s1")
+    # The member joined elsewhere meanwhile: the parent's count is the same, the member's not.
+    decided = await store.join_facts("other", "m1")
+    await store.remove_family_member("parent", "m1")
+    assert await store.add_family_member("other", "m1", expected=decided) is Commit.STALE
 
 
 # known orders ----------------------------------------------------------------------------
@@ -589,6 +669,21 @@ async def test_admit_allows_limit_per_window_then_says_when(store: Store) -> Non
     # The oldest admission leaves the rolling window after one second.
     assert await store.admit(snap, now=101.0, limit=3) is None
     assert await store.admit(snap, now=101.05, limit=3) is not None
+
+
+async def test_admit_takes_count_slots_at_once_or_none(store: Store) -> None:
+    await accounts(store, "u1")
+    snap = await login(store, "a", "u1")
+
+    assert await store.admit(snap, now=100.0, limit=4, count=3) is None
+    # Two more do not fit in the one slot left: refused whole, and nothing is taken.
+    assert await store.admit(snap, now=100.25, limit=4, count=2) == pytest.approx(0.75)
+    assert await store.admit(snap, now=100.25, limit=4) is None  # the last slot was still free
+    assert await store.admit(snap, now=100.5, limit=4) == pytest.approx(0.5)
+    # count == limit fits once the window is empty; count > limit never does.
+    assert await store.admit(snap, now=101.25, limit=4, count=4) is None
+    assert await store.admit(snap, now=105.0, limit=4, count=5) is not None
+    assert await store.admit(snap, now=105.0, limit=4, count=4) is None
 
 
 # API tokens (Paradex model) and the analytics token (Upstox model), SPEC §9 ---------------
@@ -740,10 +835,15 @@ async def test_replacing_the_allowlist_of_a_revoked_or_expired_token_is_a_confli
 
     for lookup_id, now in (("revoked", LATER), ("expires", T0 + timedelta(days=1))):
         with pytest.raises(Refused) as exc:
-            await store.replace_api_token_cidrs("u1", lookup_id, (NET_B,), now=now)
+            await replace_allowlist(store, "u1", lookup_id, (NET_B,), now=now)
         assert reason(exc) is Reason.CONFLICT
-    assert await store.replace_api_token_cidrs("u1", "nope", (NET_B,), now=LATER) is None
-    assert await store.replace_api_token_cidrs("u2", "expires", (NET_B,), now=LATER) is None
+        # The store's precondition alone: a token that is no longer live is not written.
+        assert await store.replace_api_token_cidrs("u1", lookup_id, (NET_B,), now=now) is None
+    for user_id, lookup_id in (("u1", "nope"), ("u2", "expires")):
+        with pytest.raises(Refused) as exc:
+            await replace_allowlist(store, user_id, lookup_id, (NET_B,), now=LATER)
+        assert reason(exc) is Reason.NOT_FOUND
+        assert await store.replace_api_token_cidrs(user_id, lookup_id, (NET_B,), now=LATER) is None
     tokens = await store.api_tokens("u1", kind=None, with_invalid=True, now=LATER)
     assert [t.allowed_cidrs for t in tokens] == [(NET_A,), (NET_A,)]
 
@@ -756,39 +856,61 @@ def analytics(session_id: str, user_id: str = "u1", *, at: datetime = T0) -> Cre
 async def test_one_live_analytics_token_per_account(store: Store) -> None:
     await accounts(store, "u1", "u2")
     first = analytics("an1")
-    assert await store.create_analytics_token(first, token("an1")) == first
+    await issue(store, first, token("an1"))
     snap = await store.snapshot(token("an1"))
     assert snap is not None
     assert snap.credential == first
+    assert await store.live_analytics_token("u1") == first
 
     with pytest.raises(Refused) as exc:
-        await store.create_analytics_token(analytics("an2"), token("an2"))
+        await issue(store, analytics("an2"), token("an2"))
     assert reason(exc) is Reason.CONFLICT
     assert await store.snapshot(token("an2")) is None
     assert await is_live(store, "an1")
     # Another account has its own.
-    await store.create_analytics_token(analytics("other", "u2"), token("other"))
+    await issue(store, analytics("other", "u2"), token("other"))
+    assert await is_live(store, "other")
+
+
+async def test_an_analytics_token_decided_on_facts_that_moved_is_stale(store: Store) -> None:
+    await accounts(store, "u1")
+    # Decided "none to retire", but one was issued meanwhile: nothing is written.
+    await issue(store, analytics("an1"), token("an1"))
+    late = await store.create_analytics_token(analytics("an2"), token("an2"), retire=None)
+    assert late is Commit.STALE
+    assert await store.snapshot(token("an2")) is None
+    assert await is_live(store, "an1")
+    # Decided "retire an1", but an1 was revoked meanwhile: nothing is written either.
+    await store.revoke_analytics_token("u1")
+    gone = await store.create_analytics_token(analytics("an3"), token("an3"), retire="an1")
+    assert gone is Commit.STALE
+    assert await store.snapshot(token("an3")) is None
+    assert await store.live_analytics_token("u1") is None
+    ok = await store.create_analytics_token(analytics("an4"), token("an4"), retire=None)
+    assert ok is Commit.DONE
+    assert await is_live(store, "an4")
 
 
 async def test_revoked_analytics_token_can_be_replaced(store: Store) -> None:
     await accounts(store, "u1")
     assert await store.revoke_analytics_token("u1") is False
-    await store.create_analytics_token(analytics("an1"), token("an1"))
+    await issue(store, analytics("an1"), token("an1"))
 
     assert await store.revoke_analytics_token("u1") is True
     assert await store.revoke_analytics_token("u1") is False
     assert not await is_live(store, "an1")
-    await store.create_analytics_token(analytics("an2"), token("an2"))
+    await issue(store, analytics("an2"), token("an2"))
     assert await is_live(store, "an2")
 
 
 async def test_an_expired_analytics_token_no_longer_counts(store: Store) -> None:
     await accounts(store, "u1")
-    await store.create_analytics_token(analytics("an1"), token("an1"))
+    await issue(store, analytics("an1"), token("an1"))
     a_year_on = T0 + timedelta(days=365)
 
     second = analytics("an2", at=a_year_on)
-    assert await store.create_analytics_token(second, token("an2")) == second
+    await issue(store, second, token("an2"))
+    assert await store.live_analytics_token("u1") == second
     old = await store.snapshot(token("an1"))
     assert old is not None
     assert old.credential.revoked

@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 from datetime import UTC, datetime, timedelta
 
+from gateway.api.family import join
 from gateway.stores.base import Account, IdempotencyRecord, Snapshot, Store
-from rules.registry import Registration
+from rules.registry import Registration, check_ip_commit
 from rules.sessions import Credential
 from rules.types import CredentialKind
 
@@ -55,6 +56,19 @@ def registration(primary: str, secondary: str | None = None, *, version: int = 1
 
 def idem(user_id: str, key: str, body_hash: str = "h1") -> IdempotencyRecord:
     return IdempotencyRecord(user_id=user_id, key=key, body_hash=body_hash)
+
+
+async def ip_change(
+    store: Store, user_id: str, new: Registration, *, expected_version: int
+) -> None:
+    """A decided IP change committed, its status mapped to the refusal as the API does."""
+    check_ip_commit(await store.apply_ip_change(user_id, new, expected_version=expected_version))
+
+
+async def family(store: Store, parent_id: str, *member_ids: str, max_members: int = 10) -> None:
+    """Members joined as the API joins them: decided in rules.family, committed by the store."""
+    for member_id in member_ids:
+        await join(store, parent_id, member_id, max_members=max_members)
 
 
 async def login(
