@@ -16,7 +16,7 @@ from rules.registry import Registration
 from rules.sessions import Credential
 from rules.types import CredentialKind, IPAddress, IPNetwork
 
-from .base import Account, ApiToken
+from ..base import Account, ApiToken
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
