@@ -2,7 +2,13 @@
 
 Kotak Neo and Upstox let up to 11 accounts of one family (self, spouse, dependent children
 and parents) trade from one registered static IP; only the parent registers or changes it.
-Rules encoded, checked in this order so a request hears about the first thing wrong with it:
+
+Nobody joins a family without consenting (SPEC §9): the parent invites, and the invited
+account accepts with its own login session within 7 days.  An invitation is refused only for
+reasons about the inviter (itself, or a full family), so its answer reveals nothing about the
+invited user id.  The operator (admin API) adds a member directly.
+
+A join is checked in this order, so a request hears about the first thing wrong with it:
 
 - both accounts exist (404, the parent first);
 - an account cannot join its own family (400);
@@ -18,12 +24,22 @@ decided again), so a store never decides a join itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from rules.decisions import Reason, Refused
 
-__all__ = ["MAX_MEMBERS", "JoinFacts", "check_join"]
+__all__ = [
+    "INVITATION_LIFETIME",
+    "MAX_MEMBERS",
+    "JoinFacts",
+    "check_accept",
+    "check_invite",
+    "check_join",
+    "invitation_live",
+]
 
 MAX_MEMBERS = 10  # "up to 11 accounts": the parent and ten members
+INVITATION_LIFETIME = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +52,7 @@ class JoinFacts:
     member_family: str | None  # the member account's parent_id
     member_members: int  # members of a family the member is the parent of
     members: int  # members of the parent's family now
+    invited_at: datetime | None = None  # the parent's pending invitation of the member
 
 
 def check_join(parent_id: str, member_id: str, facts: JoinFacts, *, max_members: int) -> None:
@@ -56,3 +73,29 @@ def check_join(parent_id: str, member_id: str, facts: JoinFacts, *, max_members:
         raise Refused(
             Reason.CONFLICT, f"a family has at most {max_members} members besides the parent"
         )
+
+
+def check_invite(parent_id: str, member_id: str, *, members: int, max_members: int) -> None:
+    """Raise Refused for an invitation the inviter may not send; nothing about the invited
+    account is looked at, so the answer is the same whoever ``member_id`` is."""
+    if parent_id == member_id:
+        raise Refused(Reason.BAD_REQUEST, "an account cannot join its own family")
+    if members >= max_members:
+        raise Refused(
+            Reason.CONFLICT, f"a family has at most {max_members} members besides the parent"
+        )
+
+
+def invitation_live(invited_at: datetime, *, now: datetime) -> bool:
+    """An invitation lasts 7 days from when it was (last) sent."""
+    return now < invited_at + INVITATION_LIFETIME
+
+
+def check_accept(
+    parent_id: str, member_id: str, facts: JoinFacts, *, now: datetime, max_members: int
+) -> None:
+    """Raise Refused when ``member_id`` may not accept ``parent_id``'s invitation now: there
+    must be a live one, and the join must still be allowed (in a family or full by then: 409)."""
+    if facts.invited_at is None or not invitation_live(facts.invited_at, now=now):
+        raise Refused(Reason.NOT_FOUND, f"no pending invitation from {parent_id}")
+    check_join(parent_id, member_id, facts, max_members=max_members)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from rules.decisions import Reason, Refused
-from rules.family import MAX_MEMBERS, JoinFacts, check_join
+from rules.family import (
+    MAX_MEMBERS,
+    JoinFacts,
+    check_accept,
+    check_invite,
+    check_join,
+    invitation_live,
+)
 
 OPEN = JoinFacts(
     parent_exists=True,
@@ -76,3 +84,64 @@ def test_a_full_family_admits_nobody(members: int, max_members: int) -> None:
 def test_a_family_is_the_parent_and_ten_members() -> None:
     # Kotak Neo / Upstox: up to 11 accounts of one family share one static IP.
     assert MAX_MEMBERS + 1 == 11
+
+
+# invitations ------------------------------------------------------------------------------
+
+SENT = datetime(2026, 4, 6, 9, 15, tzinfo=UTC)
+
+
+def test_an_invitation_is_refused_only_for_reasons_about_the_inviter() -> None:
+    check_invite("p", "anyone", members=MAX_MEMBERS - 1, max_members=MAX_MEMBERS)
+    with pytest.raises(Refused) as exc:
+        check_invite("p", "p", members=0, max_members=MAX_MEMBERS)
+    assert exc.value.refusal.reason is Reason.BAD_REQUEST
+    with pytest.raises(Refused) as exc:
+        check_invite("p", "m", members=MAX_MEMBERS, max_members=MAX_MEMBERS)
+    assert exc.value.refusal.reason is Reason.CONFLICT
+    assert "at most 10 members" in exc.value.refusal.message
+
+
+@pytest.mark.parametrize(
+    ("age", "live"),
+    [
+        (timedelta(0), True),
+        (timedelta(days=7) - timedelta(microseconds=1), True),
+        (timedelta(days=7), False),  # it lasts 7 days, not a moment more
+        (timedelta(days=30), False),
+    ],
+)
+def test_an_invitation_lasts_seven_days(age: timedelta, live: bool) -> None:
+    assert invitation_live(SENT, now=SENT + age) is live
+    if live:
+        check_accept("p", "m", facts(invited_at=SENT), now=SENT + age, max_members=MAX_MEMBERS)
+    else:
+        with pytest.raises(Refused) as exc:
+            check_accept("p", "m", facts(invited_at=SENT), now=SENT + age, max_members=10)
+        assert exc.value.refusal.reason is Reason.NOT_FOUND
+
+
+def test_accepting_needs_an_invitation() -> None:
+    with pytest.raises(Refused) as exc:
+        check_accept("p", "m", facts(), now=SENT, max_members=MAX_MEMBERS)
+    assert exc.value.refusal.reason is Reason.NOT_FOUND
+    assert exc.value.refusal.message == "no pending invitation from p"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"member_family": "q"}, "m is already in a family"),
+        ({"member_members": 2}, "m is the parent of a family"),
+        ({"members": MAX_MEMBERS}, "a family has at most 10 members besides the parent"),
+        ({"parent_family": "q"}, "p is a member of another family"),
+    ],
+)
+def test_accepting_is_refused_when_the_join_is_no_longer_allowed(
+    changes: dict[str, Any], message: str
+) -> None:
+    # "refused with 409 if it is in a family or the family is full by then" (SPEC §9)
+    with pytest.raises(Refused) as exc:
+        check_accept("p", "m", facts(invited_at=SENT, **changes), now=SENT, max_members=MAX_MEMBERS)
+    assert exc.value.refusal.reason is Reason.CONFLICT
+    assert exc.value.refusal.message == message
