@@ -127,6 +127,15 @@ class ApiToken:
 
 
 @dataclass(frozen=True, slots=True)
+class Invitation:
+    """A parent's pending invitation to join its family, as its invitee lists it (SPEC §9)."""
+
+    parent_id: str
+    name: str  # the parent account's
+    invited_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
     user_id: str
     key: str
@@ -305,10 +314,25 @@ class Store(abc.ABC):
         self, parent_id: str, member_id: str, *, expected: JoinFacts
     ) -> Commit:
         """Join if ``join_facts`` still answers ``expected`` (else STALE): the member trades
-        from the parent's IPs, its own registration is cleared and its sessions end."""
+        from the parent's IPs and its sessions end; the invitation, if any, is used up.  Its
+        own registration stays, reserving its addresses to it and keeping its last change."""
 
     @abc.abstractmethod
-    async def remove_family_member(self, parent_id: str, member_id: str) -> bool: ...
+    async def remove_family_member(self, parent_id: str, member_id: str) -> bool:
+        """End the membership and the member's sessions; its former addresses are free again,
+        its last change time stays (its change period keeps running)."""
+
+    @abc.abstractmethod
+    async def invite(self, parent_id: str, member_id: str, *, at: datetime) -> None:
+        """Record (or renew) the parent's invitation; nothing about the member changes."""
+
+    @abc.abstractmethod
+    async def invitations(self, member_id: str) -> Sequence[Invitation]:
+        """The member's invitations, oldest first, expired ones included."""
+
+    @abc.abstractmethod
+    async def drop_invitation(self, parent_id: str, member_id: str) -> bool:
+        """Forget the invitation (declined); False when there was none."""
 
     # orders placed through the gateway (for modify conversion and ownership)
     @abc.abstractmethod

@@ -23,7 +23,16 @@ if TYPE_CHECKING:
     from rules.sessions import Credential
     from rules.types import IPNetwork
 
-    from .base import Account, ApiToken, App, AuditEntry, Commit, IdempotencyRecord, Snapshot
+    from .base import (
+        Account,
+        ApiToken,
+        App,
+        AuditEntry,
+        Commit,
+        IdempotencyRecord,
+        Invitation,
+        Snapshot,
+    )
 
 __all__ = [
     "Accounts",
@@ -112,6 +121,9 @@ class Registry(Protocol):
         self, parent_id: str, member_id: str, *, expected: JoinFacts
     ) -> Commit: ...
     async def remove_family_member(self, parent_id: str, member_id: str) -> bool: ...
+    async def invite(self, parent_id: str, member_id: str, *, at: datetime) -> None: ...
+    async def invitations(self, member_id: str) -> Sequence[Invitation]: ...
+    async def drop_invitation(self, parent_id: str, member_id: str) -> bool: ...
 
 
 class Admission(Protocol):

@@ -27,8 +27,9 @@ set, ``app:<api_key>`` hash, ``cred:<token hash>`` hash and ``sid:<session>`` ->
 (both expire a day after the credential does), ``sessions:<user>`` set, ``slots:<user>`` hash,
 ``reg:<user>`` hash, ``ip:<canonical ip>`` set of the accounts holding it, ``epoch:<user>``,
 ``rate:<user>`` ZSET, ``apitoken:<lookup id>`` hash, ``apitokens:<user>`` ZSET (by creation),
-``analytics:<user>`` -> session id, ``order:<id>`` (7 days), ``idem:<[user, key]>`` hash
-(1 day), ``audit`` and ``audit-user:<user>`` capped lists, newest first.
+``analytics:<user>`` -> session id, ``invites:<member>`` hash (parent -> invited at, 8 days),
+``order:<id>`` (7 days), ``idem:<[user, key]>`` hash (1 day), ``audit`` and
+``audit-user:<user>`` capped lists, newest first.
 """
 
 from __future__ import annotations

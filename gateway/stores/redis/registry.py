@@ -8,12 +8,13 @@ still hold.  Each is one script, answering a status.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from rules.family import JoinFacts
 from rules.ip import canonical
 from rules.registry import IpCommit, IpCommitted, Registration
 
-from ..base import Account, Commit
+from ..base import Account, Commit, Invitation
 from . import codec
 from .core import RedisCore
 from .scripts import with_prelude
@@ -25,7 +26,8 @@ local function join_facts(parent, member)
   return {tostring(redis.call('EXISTS', pa)), redis.call('HGET', pa, 'parent_id') or '',
     tostring(redis.call('EXISTS', ma)), redis.call('HGET', ma, 'parent_id') or '',
     tostring(redis.call('SCARD', key('members', member))),
-    tostring(redis.call('SCARD', key('members', parent)))}
+    tostring(redis.call('SCARD', key('members', parent))),
+    redis.call('HGET', key('invites', member), parent) or ''}
 end
 """
 
@@ -76,7 +78,7 @@ ADD_FAMILY_MEMBER = with_prelude(
     "add_family_member",
     _JOIN_FACTS
     + """
--- ARGV: prefix, parent id, member id, the six join facts the join was decided on.
+-- ARGV: prefix, parent id, member id, the seven join facts the join was decided on.
 -- Written only if they still hold (rules.family decided on them).
 local parent, member = ARGV[2], ARGV[3]
 local facts = join_facts(parent, member)
@@ -86,14 +88,10 @@ end
 local ma = key('account', member)
 redis.call('HSET', ma, 'parent_id', parent)
 redis.call('SADD', key('members', parent), member)
--- It trades from the parent's IPs now; its own registration would otherwise keep holding
--- addresses outside the family once it leaves.
-local reg = key('reg', member)
-for _, old in ipairs(redis.call('HMGET', reg, 'primary', 'secondary')) do
-  if old and old ~= '' then redis.call('SREM', key('ip', old), member) end
-end
-redis.call('DEL', reg)
--- The member now trades from the parent's IPs: sessions bound to its own registration end.
+redis.call('HDEL', key('invites', member), parent)
+-- Its own registration stays: its addresses remain reserved to it while it is in the
+-- family, and its change period keeps running (SPEC 9).  It trades from the parent's IPs
+-- now, so the sessions bound to its own IPs end here.
 local out = {}
 revoke_all(member, out)
 return {'ok', out}
@@ -109,11 +107,43 @@ local parent, member = ARGV[2], ARGV[3]
 if redis.call('HGET', key('account', member), 'parent_id') ~= parent then return {'none', {}} end
 redis.call('HDEL', key('account', member), 'parent_id')
 redis.call('SREM', key('members', parent), member)
+-- Its former addresses are free again once it left; its last change time stays, so it
+-- registers new ones only when its period allows (SPEC 9).
+local reg = key('reg', member)
+if redis.call('EXISTS', reg) == 1 then
+  for _, old in ipairs(redis.call('HMGET', reg, 'primary', 'secondary')) do
+    if old and old ~= '' then redis.call('SREM', key('ip', old), member) end
+  end
+  redis.call('HSET', reg, 'primary', '', 'secondary', '', 'primary_updated_at', '',
+    'secondary_updated_at', '')
+  redis.call('HINCRBY', reg, 'version', 1)
+end
 local out = {}
 revoke_all(member, out)
 return {'ok', out}
 """,
 )
+
+
+INVITATIONS = with_prelude(
+    "invitations",
+    """
+-- ARGV: prefix, member id. {parent id, parent's name, invited at, ...}.
+local found = {}
+local invites = redis.call('HGETALL', key('invites', ARGV[2]))
+for i = 1, #invites, 2 do
+  local name = redis.call('HGET', key('account', invites[i]), 'name')
+  if name then
+    found[#found + 1] = invites[i]
+    found[#found + 1] = name
+    found[#found + 1] = invites[i + 1]
+  end
+end
+return found
+""",
+)
+
+_INVITATION_KEEP_MS = 8 * 86_400_000  # past the 7 days an invitation lasts (rules.family)
 
 
 class RedisRegistry(RedisCore):
@@ -149,7 +179,7 @@ class RedisRegistry(RedisCore):
 
     async def join_facts(self, parent_id: str, member_id: str) -> JoinFacts:
         facts = await self._eval(JOIN_FACTS, (), (self._prefix, parent_id, member_id))
-        parent_exists, parent_family, member_exists, member_family, theirs, mine = facts
+        parent_exists, parent_family, member_exists, member_family, theirs, mine, invited = facts
         return JoinFacts(
             parent_exists=parent_exists == b"1",
             parent_family=codec.text(parent_family),
@@ -157,6 +187,7 @@ class RedisRegistry(RedisCore):
             member_family=codec.text(member_family),
             member_members=int(theirs),
             members=int(mine),
+            invited_at=codec.dt(invited),
         )
 
     async def add_family_member(
@@ -169,6 +200,7 @@ class RedisRegistry(RedisCore):
             expected.member_family or "",
             str(expected.member_members),
             str(expected.members),
+            codec.ts(expected.invited_at),
         )
         reply = await self._run(ADD_FAMILY_MEMBER, parent_id, member_id, *facts)
         return Commit.DONE if reply[0] == b"ok" else Commit.STALE
@@ -176,3 +208,19 @@ class RedisRegistry(RedisCore):
     async def remove_family_member(self, parent_id: str, member_id: str) -> bool:
         reply = await self._run(REMOVE_FAMILY_MEMBER, parent_id, member_id)
         return bool(reply[0] == b"ok")
+
+    async def invite(self, parent_id: str, member_id: str, *, at: datetime) -> None:
+        invites = self._key("invites", member_id)
+        await self._cmd("HSET", invites, parent_id, codec.ts(at))
+        await self._cmd("PEXPIRE", invites, _INVITATION_KEEP_MS)
+
+    async def invitations(self, member_id: str) -> Sequence[Invitation]:
+        flat = await self._eval(INVITATIONS, (), (self._prefix, member_id))
+        found = [
+            Invitation(parent.decode(), name.decode(), codec.at(when))
+            for parent, name, when in zip(flat[::3], flat[1::3], flat[2::3], strict=True)
+        ]
+        return sorted(found, key=lambda i: (i.invited_at, i.parent_id))
+
+    async def drop_invitation(self, parent_id: str, member_id: str) -> bool:
+        return bool(await self._cmd("HDEL", self._key("invites", member_id), parent_id))

@@ -8,12 +8,13 @@ still hold.  Both inside one ``BEGIN IMMEDIATE``, answering a status.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from rules.family import JoinFacts
 from rules.ip import canonical
 from rules.registry import IpCommit, IpCommitted, Registration
 
-from ..base import Account, Commit
+from ..base import Account, Commit, Invitation
 from . import schema
 from .core import SQLiteCore
 
@@ -95,11 +96,13 @@ class SQLiteRegistry(SQLiteCore):
                 db.execute(
                     "UPDATE accounts SET parent_id = ? WHERE user_id = ?", (parent_id, member_id)
                 )
-                # The member trades from the parent's IPs now; its own registration would
-                # otherwise keep holding addresses outside the family once it leaves.
-                db.execute("DELETE FROM registrations WHERE user_id = ?", (member_id,))
-                # The member now trades from the parent's IPs: its old sessions were bound
-                # to its own registration, so they end here.
+                db.execute(
+                    "DELETE FROM invitations WHERE member_id = ? AND parent_id = ?",
+                    (member_id, parent_id),
+                )
+                # Its own registration row stays: its addresses remain reserved to it while it
+                # is in the family, and its change period keeps running (SPEC §9).  It trades
+                # from the parent's IPs now, so the sessions bound to its own IPs end here.
                 schema.revoke_accounts(db, [member_id])
                 return Commit.DONE
 
@@ -116,8 +119,45 @@ class SQLiteRegistry(SQLiteCore):
                 )
                 if cur.rowcount:
                     schema.revoke_accounts(db, [member_id])
+                    # Its former addresses are free again once it left; its last change time
+                    # stays, so it registers new ones only when its period allows (SPEC §9).
+                    db.execute(
+                        "UPDATE registrations SET primary_ip = NULL, secondary_ip = NULL,"
+                        " primary_updated_at = NULL, secondary_updated_at = NULL,"
+                        " version = version + 1 WHERE user_id = ?",
+                        (member_id,),
+                    )
                 return cur.rowcount > 0
 
         removed = await self._run(write)
         self._forget_accounts({member_id})
         return removed
+
+    async def invite(self, parent_id: str, member_id: str, *, at: datetime) -> None:
+        await self._run(
+            lambda: self._conn.execute(
+                "INSERT INTO invitations (member_id, parent_id, invited_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (member_id, parent_id)"
+                " DO UPDATE SET invited_at = excluded.invited_at",
+                (member_id, parent_id, schema.ts(at)),
+            )
+        )
+
+    async def invitations(self, member_id: str) -> Sequence[Invitation]:
+        rows = await self._all(
+            "SELECT i.parent_id, a.name, i.invited_at FROM invitations i"
+            " JOIN accounts a ON a.user_id = i.parent_id WHERE i.member_id = ?"
+            " ORDER BY i.invited_at, i.parent_id",
+            (member_id,),
+        )
+        return [Invitation(parent, name, schema.at(when)) for parent, name, when in rows]
+
+    async def drop_invitation(self, parent_id: str, member_id: str) -> bool:
+        def write() -> bool:
+            cur = self._conn.execute(
+                "DELETE FROM invitations WHERE member_id = ? AND parent_id = ?",
+                (member_id, parent_id),
+            )
+            return cur.rowcount > 0
+
+        return await self._run(write)

@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created_at TEXT NOT NULL, last_updated_at TEXT NOT NULL, revoked_at TEXT
 );
 CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens(user_id);
+CREATE TABLE IF NOT EXISTS invitations (
+    member_id TEXT NOT NULL, parent_id TEXT NOT NULL REFERENCES accounts(user_id),
+    invited_at TEXT NOT NULL, PRIMARY KEY (member_id, parent_id)
+);
 CREATE UNIQUE INDEX IF NOT EXISTS credentials_one_analytics ON credentials(user_id)
     WHERE kind = 'analytics' AND revoked = 0;
 """
@@ -75,6 +79,12 @@ def ts(value: datetime | None) -> str | None:
 
 def dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+def at(value: str) -> datetime:
+    parsed = dt(value)
+    assert parsed is not None
+    return parsed
 
 
 def cidrs(nets: Sequence[IPNetwork]) -> str:
@@ -163,6 +173,10 @@ def read_join_facts(db: sqlite3.Connection, parent_id: str, member_id: str) -> J
         ).fetchone()
         return int(n)
 
+    invited = db.execute(
+        "SELECT invited_at FROM invitations WHERE member_id = ? AND parent_id = ?",
+        (member_id, parent_id),
+    ).fetchone()
     return JoinFacts(
         parent_exists=parent is not None,
         parent_family=None if parent is None else parent.parent_id,
@@ -170,6 +184,7 @@ def read_join_facts(db: sqlite3.Connection, parent_id: str, member_id: str) -> J
         member_family=None if member is None else member.parent_id,
         member_members=members(member_id),
         members=members(parent_id),
+        invited_at=None if invited is None else dt(invited[0]),
     )
 
 

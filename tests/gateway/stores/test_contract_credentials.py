@@ -88,8 +88,8 @@ async def test_family_member_snapshot_carries_the_parents_registration(store: St
     snap = await login(store, "m1", "member", ip=IP_A)
     assert snap.account.parent_id == "parent"
     assert snap.registration == registration(IP_A, IP_B)
-    # Joining released the member's own registration: IP_C is no longer held by anyone.
-    assert (await store.get_registration("member")).ips == frozenset()
+    # Its own registration stays, reserving IP_C to it while it is in the family (SPEC §9).
+    assert await store.get_registration("member") == registration(IP_C)
 
 
 async def test_newer_session_from_an_ip_takes_its_slot(store: Store) -> None:

@@ -11,10 +11,7 @@ import asyncio
 import pytest
 
 from gateway.api.family import join
-from gateway.stores.base import (
-    Commit,
-    Store,
-)
+from gateway.stores.base import Commit, Invitation, Store
 from rules.decisions import Reason, Refused
 from rules.family import JoinFacts
 from rules.registry import IpCommit, IpCommitted, Registration
@@ -24,6 +21,8 @@ from .values import (
     IP_B,
     IP_C,
     IP_V6,
+    LATER,
+    T0,
     accounts,
     family,
     get,
@@ -262,3 +261,79 @@ async def test_a_join_decided_on_facts_that_moved_is_stale_and_writes_nothing(
     decided = await store.join_facts("other", "m1")
     await store.remove_family_member("parent", "m1")
     assert await store.add_family_member("other", "m1", expected=decided) is Commit.STALE
+
+
+# consent, reserved addresses and the change period (SPEC §9) ------------------------------
+
+
+async def test_a_members_own_addresses_stay_reserved_to_it_while_in_the_family(
+    store: Store,
+) -> None:
+    await accounts(store, "parent", "member", "outsider")
+    await ip_change(store, "member", registration(IP_C), expected_version=0)
+    await family(store, "parent", "member")
+
+    taken = await store.apply_ip_change("outsider", registration(IP_C), expected_version=0)
+    assert taken == IpCommitted(IpCommit.TAKEN, IP_C)
+    shared = await store.apply_ip_change("parent", registration(IP_C), expected_version=0)
+    assert shared == IpCommitted(IpCommit.APPLIED)  # the parent may
+
+
+async def test_leaving_frees_the_addresses_but_keeps_the_last_change(store: Store) -> None:
+    await accounts(store, "parent", "member", "outsider")
+    await ip_change(store, "member", registration(IP_C, IP_V6), expected_version=0)
+    await family(store, "parent", "member")
+
+    assert await store.remove_family_member("parent", "member") is True
+    left = await store.get_registration("member")
+    assert (left.primary, left.secondary) == (None, None)
+    assert left.changed_at == T0  # its change period keeps running from its own last change
+    assert left.version == 2
+    freed = await store.apply_ip_change("outsider", registration(IP_C), expected_version=0)
+    assert freed == IpCommitted(IpCommit.APPLIED)
+
+
+async def test_an_invitation_changes_nothing_until_it_is_accepted(store: Store) -> None:
+    await accounts(store, "parent", "member")
+    await ip_change(store, "member", registration(IP_C), expected_version=0)
+    await login(store, "s1", "member", ip=IP_C)
+
+    await store.invite("parent", "member", at=T0)
+    await store.invite("parent", "nobody", at=T0)  # an unknown id is invited all the same
+    assert await is_live(store, "s1")
+    assert (await get(store, "member")).parent_id is None
+    assert await store.get_registration("member") == registration(IP_C)
+    assert list(await store.invitations("member")) == [Invitation("parent", "Account parent", T0)]
+    facts = await store.join_facts("parent", "member")
+    assert facts.invited_at == T0
+
+    # A join uses the invitation up.
+    assert await store.add_family_member("parent", "member", expected=facts) is Commit.DONE
+    assert list(await store.invitations("member")) == []
+    assert (await store.join_facts("parent", "member")).invited_at is None
+
+
+async def test_invitations_are_renewed_listed_oldest_first_and_declined(store: Store) -> None:
+    await accounts(store, "p1", "p2", "member")
+    await store.invite("p2", "member", at=T0)
+    await store.invite("p1", "member", at=T0)
+    await store.invite("p2", "member", at=LATER)  # renewed: it lasts from now
+
+    assert [(i.parent_id, i.invited_at) for i in await store.invitations("member")] == [
+        ("p1", T0),
+        ("p2", LATER),
+    ]
+    assert await store.drop_invitation("p1", "member") is True
+    assert await store.drop_invitation("p1", "member") is False
+    assert [i.parent_id for i in await store.invitations("member")] == ["p2"]
+    assert list(await store.invitations("p1")) == []
+
+
+async def test_a_join_decided_on_an_invitation_that_was_declined_is_stale(store: Store) -> None:
+    await accounts(store, "parent", "member")
+    await store.invite("parent", "member", at=T0)
+    decided = await store.join_facts("parent", "member")
+    await store.drop_invitation("parent", "member")
+
+    assert await store.add_family_member("parent", "member", expected=decided) is Commit.STALE
+    assert (await get(store, "member")).parent_id is None

@@ -271,7 +271,7 @@ async def test_joining_and_leaving_a_family_is_seen_by_the_next_read(sqlite: SQL
     snap = await sqlite.snapshot(token("m2"))
     assert snap is not None
     assert snap.account.parent_id is None
-    assert snap.registration.ips == frozenset()  # joining released its own IPs
+    assert snap.registration.ips == frozenset()  # leaving released its own IPs
     assert not live(snap)
 
 
