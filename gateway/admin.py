@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from rules.decisions import Reason, Refused
-from rules.registry import Registration, parse_ip_update
+from rules.registry import Registration, check_ip_commit, parse_ip_update
 from rules.upstream_auth import parse_upstream_auth
 
 from .api import family
@@ -26,7 +26,7 @@ from .api.session import secret_hash
 from .api.userip import ip_view
 from .errors import Handler
 from .services import SERVICES, Services
-from .stores.base import Account, App, AuditEntry
+from .stores.base import Account, App, AuditEntry, Duplicate
 
 
 @web.middleware
@@ -76,7 +76,7 @@ async def create_account(request: web.Request) -> web.StreamResponse:
     account = Account(user_id=user_id, name=name, created_at=services.clock.now(), algo_id=algo_id)
     try:
         await services.store.create_account(account)
-    except KeyError as exc:
+    except Duplicate as exc:
         raise Refused(Reason.CONFLICT, f"account {user_id!r} exists") from exc
     return json_response(_account_view(account), 201)
 
@@ -186,7 +186,9 @@ async def override_ip(services: Services, user_id: str, body: Any) -> dict[str, 
         changed_at=now,
         version=current.version + 1,
     )
-    await services.store.apply_ip_change(user_id, new, expected_version=current.version)
+    check_ip_commit(
+        await services.store.apply_ip_change(user_id, new, expected_version=current.version)
+    )
     services.store.audit(
         AuditEntry.of(
             {
@@ -240,14 +242,16 @@ async def _audit_upstream_auth(
 async def put_upstream_auth(request: web.Request) -> web.StreamResponse:
     services, account, dialect = await _upstream_auth_target(request)
     headers = parse_upstream_auth(await json_body(request))
-    await services.store.set_upstream_auth(account.user_id, dialect, headers)
+    if not await services.store.set_upstream_auth(account.user_id, dialect, headers):
+        raise Refused(Reason.NOT_FOUND, f"no account {account.user_id!r}")
     await _audit_upstream_auth(services, account, dialect, list(headers))
     return web.Response(status=204)
 
 
 async def delete_upstream_auth(request: web.Request) -> web.StreamResponse:
     services, account, dialect = await _upstream_auth_target(request)
-    await services.store.set_upstream_auth(account.user_id, dialect, None)
+    if not await services.store.set_upstream_auth(account.user_id, dialect, None):
+        raise Refused(Reason.NOT_FOUND, f"no account {account.user_id!r}")
     await _audit_upstream_auth(services, account, dialect, None)
     return web.Response(status=204)
 

@@ -124,3 +124,11 @@ class Refused(Exception):
     def __init__(self, reason: Reason, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.refusal = Refuse(reason, message, retry_after)
+
+
+def contended(subject: str) -> Refused:
+    """A write whose facts kept moving under it between its reads and its commits."""
+    return Refused(
+        Reason.CONCURRENT_UPDATE,
+        f"{subject} kept changing while this request was decided; try again",
+    )

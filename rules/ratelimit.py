@@ -6,9 +6,14 @@ orders at t=0.990 and 10 more at t=1.010 are 20 within 20 ms and the second ten 
 
 - At most ``limit`` admissions per key in any window of length ``window``: an admission at
   ``t`` counts while ``now - t < window``.
-- Place, modify and cancel all count; refused attempts are not recorded.
-- A refusal says how long until the oldest counted admission leaves the window
-  (``Retry-After``).
+- Place, modify and cancel all count; a request carrying ``count`` orders takes ``count``
+  slots at once or none (SPEC §7); refused attempts are not recorded.  More than ``limit`` at
+  once never fits, whatever the window holds (the caller answers that with 422 first).
+- A refusal says how long until enough counted admissions leave the window (``Retry-After``):
+  until the one that must leave last for ``count`` slots to be free.
+- An admission at ``t`` has expired when ``t <= now - window``, computed exactly so (one
+  subtraction, then a comparison): the Redis store's Lua script removes by that score bound,
+  and the two agree bit for bit.
 - Memory is bounded: a key (an account) keeps at most ``limit`` timestamps.
 
 ``now`` is a monotonic reading in seconds supplied by the caller.  This is the in-process
@@ -38,24 +43,30 @@ class SlidingWindowLimiter:
         """Keys currently tracked."""
         return len(self._hits)
 
-    def _wait(self, hits: deque[float] | None, now: float) -> float | None:
-        """Seconds until an admission fits, or None if one fits now; drops expired hits."""
+    def _wait(self, hits: deque[float] | None, now: float, count: int) -> float | None:
+        """Seconds until ``count`` admissions fit, or None if they fit now; drops expired hits."""
+        if count > self.limit:
+            return self.window  # never fits; the caller refuses it before asking
         if hits is None:
             return None
-        while hits and now - hits[0] >= self.window:
+        cutoff = now - self.window
+        while hits and hits[0] <= cutoff:
             hits.popleft()
-        if len(hits) < self.limit:
+        excess = len(hits) + count - self.limit
+        if excess <= 0:
             return None
         # Float rounding must not turn "wait a moment" into "wait 0 s" (Retry-After: 0).
-        return max(hits[0] + self.window - now, _MIN_WAIT)
+        return max(hits[excess - 1] + self.window - now, _MIN_WAIT)
 
-    def try_acquire(self, key: str, now: float) -> float | None:
-        """None: admitted and recorded; else the seconds (> 0) until a slot frees."""
+    def try_acquire(self, key: str, now: float, count: int = 1) -> float | None:
+        """None: ``count`` admissions made and recorded; else the seconds (> 0) until they fit."""
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
         hits = self._hits.get(key)
-        wait = self._wait(hits, now)
+        wait = self._wait(hits, now, count)
         if wait is not None:
             return wait
         if hits is None:
             hits = self._hits[key] = deque(maxlen=self.limit)
-        hits.append(now)
+        hits.extend([now] * count)
         return None

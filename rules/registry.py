@@ -26,8 +26,11 @@ from rules.types import IPAddress
 
 __all__ = [
     "IpChangePolicy",
+    "IpCommit",
+    "IpCommitted",
     "IpUpdate",
     "Registration",
+    "check_ip_commit",
     "decide_ip_change",
     "next_change_allowed",
     "parse_ip_update",
@@ -69,6 +72,20 @@ class Registration:
         if _same(ip, self.secondary):
             return SECONDARY
         return None
+
+
+class IpCommit(enum.Enum):
+    """What the store did with a decided change: it writes only if the facts still hold."""
+
+    APPLIED = "applied"
+    VERSION_MOVED = "version_moved"  # another change committed since the read
+    TAKEN = "taken"  # an account outside the family holds one of the addresses
+
+
+@dataclass(frozen=True, slots=True)
+class IpCommitted:
+    status: IpCommit
+    taken: str | None = None  # the address found held, for TAKEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,3 +169,22 @@ def decide_ip_change(
         changed_at=now,
         version=current.version + 1,
     )
+
+
+def check_ip_commit(committed: IpCommitted) -> None:
+    """Raise Refused unless the store applied the change.
+
+    A version that moved is UDAPI1186 (two concurrent PUTs: exactly one wins).  An address
+    is held by one account or one family (SPEC §4: "a static IP belongs to one client").
+    """
+    if committed.status is IpCommit.VERSION_MOVED:
+        raise Refused(
+            Reason.CONCURRENT_UPDATE,
+            "another update of the static IPs won the race; read them again",
+        )
+    if committed.status is IpCommit.TAKEN:
+        raise Refused(
+            Reason.IP_TAKEN,
+            f"{committed.taken} is registered to another client; a static IP belongs to one"
+            " client or one family",
+        )

@@ -42,6 +42,8 @@ __all__ = [
     "TOKEN_TYPES",
     "TokenRequest",
     "analytics_expiry",
+    "check_analytics_free",
+    "check_cidrs_replaceable",
     "check_scope",
     "parse_allowed_cidrs",
     "parse_token_request",
@@ -132,6 +134,30 @@ def analytics_expiry(issued_at: datetime) -> datetime:
         return issued_at.replace(year=issued_at.year + 1)
     except ValueError:
         return issued_at.replace(year=issued_at.year + 1, day=28)
+
+
+def check_analytics_free(live: Credential | None, *, now: datetime) -> str | None:
+    """One analytics token per account (Upstox): Refused(CONFLICT) while ``live`` (the
+    account's unrevoked one) has not expired; else the session id of an expired one, which
+    no longer counts and is retired by the new one (None when there is none)."""
+    if live is None:
+        return None
+    if now < live.expires_at:
+        raise Refused(
+            Reason.CONFLICT,
+            "this account already has an analytics token (one per account);"
+            " revoke it with DELETE /gateway/v1/analytics-token first",
+        )
+    return live.session_id
+
+
+def check_cidrs_replaceable(lookup_id: str, *, live: bool) -> None:
+    """An allowlist is replaced only on a live token: a revoked or expired one stays dead
+    (Paradex: create a new token instead)."""
+    if not live:
+        raise Refused(
+            Reason.CONFLICT, f"token {lookup_id} is revoked or expired; create a new token"
+        )
 
 
 def check_scope(

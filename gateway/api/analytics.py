@@ -7,14 +7,27 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rules.decisions import Reason, Refused
-from rules.tokens import analytics_expiry
+from rules.decisions import Reason, Refused, contended
+from rules.sessions import Credential
+from rules.tokens import analytics_expiry, check_analytics_free
 from rules.types import CredentialKind
 
 from ..edge import request_client_ip
 from ..services import token_hash
+from ..stores.base import ATTEMPTS, Commit
+from ..stores.roles import Tokens
 from .common import json_response, new_credential
 from .tokens import login_session
+
+
+async def issue(tokens: Tokens, credential: Credential, hashed: str) -> None:
+    """Decide in ``rules.tokens`` (one per account) and commit only on the facts decided on."""
+    for _ in range(ATTEMPTS):
+        live = await tokens.live_analytics_token(credential.user_id)
+        retire = check_analytics_free(live, now=credential.created_at)
+        if await tokens.create_analytics_token(credential, hashed, retire=retire) is Commit.DONE:
+            return
+    raise contended("the account's analytics token")
 
 
 async def create_analytics_token(request: web.Request) -> web.StreamResponse:
@@ -27,7 +40,7 @@ async def create_analytics_token(request: web.Request) -> web.StreamResponse:
         created_at=now,
         expires_at=analytics_expiry(now),
     )
-    await services.store.create_analytics_token(credential, token_hash(secret))
+    await issue(services.store, credential, token_hash(secret))
     return json_response(
         {
             "status": "success",

@@ -15,13 +15,19 @@ from typing import Any
 
 from aiohttp import web
 
-from rules.decisions import Reason, Refused
-from rules.tokens import TOKEN_TYPES, parse_allowed_cidrs, parse_token_request
-from rules.types import CredentialKind
+from rules.decisions import Reason, Refused, contended
+from rules.tokens import (
+    TOKEN_TYPES,
+    check_cidrs_replaceable,
+    parse_allowed_cidrs,
+    parse_token_request,
+)
+from rules.types import CredentialKind, IPNetwork
 
 from ..edge import request_client_ip
 from ..services import Services, token_hash
-from ..stores.base import ApiToken, Snapshot
+from ..stores.base import ATTEMPTS, ApiToken, Snapshot
+from ..stores.roles import Tokens
 from .common import (
     authenticated,
     json_body,
@@ -121,13 +127,31 @@ async def replace_cidrs(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, dict) or set(body) != {"allowed_cidrs"}:
         raise Refused(Reason.BAD_REQUEST, 'the body must be {"allowed_cidrs": [...]}')
     cidrs = parse_allowed_cidrs(body["allowed_cidrs"])
-    lookup_id = request.match_info["lookup_id"]
-    token = await services.store.replace_api_token_cidrs(
-        snapshot.account.user_id, lookup_id, cidrs, now=services.clock.now()
+    token = await replace_allowlist(
+        services.store,
+        snapshot.account.user_id,
+        request.match_info["lookup_id"],
+        cidrs,
+        now=services.clock.now(),
     )
-    if token is None:
-        raise Refused(Reason.NOT_FOUND, f"no token {lookup_id!r} on this account")
     return json_response(token_view(token))
+
+
+async def replace_allowlist(
+    tokens: Tokens, user_id: str, lookup_id: str, cidrs: tuple[IPNetwork, ...], *, now: datetime
+) -> ApiToken:
+    """Decide in ``rules.tokens`` on the token as listed; the store writes only while the token
+    is still live (revoked meanwhile, it is decided again and refused)."""
+    for _ in range(ATTEMPTS):
+        listed = await tokens.api_tokens(user_id, kind=None, with_invalid=True, now=now)
+        found = next((t for t in listed if t.lookup_id == lookup_id), None)
+        if found is None:
+            raise Refused(Reason.NOT_FOUND, f"no token {lookup_id!r} on this account")
+        check_cidrs_replaceable(lookup_id, live=found.live_at(now))
+        token = await tokens.replace_api_token_cidrs(user_id, lookup_id, cidrs, now=now)
+        if token is not None:
+            return token
+    raise contended(f"token {lookup_id}")
 
 
 async def no_route(request: web.Request) -> web.StreamResponse:

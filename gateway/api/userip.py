@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from rules.decisions import Reason, Refused
-from rules.registry import Registration, decide_ip_change, parse_ip_update
+from rules.registry import Registration, check_ip_commit, decide_ip_change, parse_ip_update
 from rules.types import CredentialKind
 
 from ..services import Services
@@ -72,7 +72,11 @@ async def put_ip(request: web.Request) -> web.StreamResponse:
         current, update, now=services.clock.now(), policy=rules.ip_change, tz=rules.timezone
     )
     if new is not None:
-        await services.store.apply_ip_change(account.user_id, new, expected_version=current.version)
+        check_ip_commit(
+            await services.store.apply_ip_change(
+                account.user_id, new, expected_version=current.version
+            )
+        )
     data = await ip_view(services, account, new or current)
     data["access_tokens_invalidated"] = new is not None
     return json_response({"status": "success", "data": data})

@@ -14,12 +14,18 @@ Exceptions::
 
     StoreError
     ├── StoreUnavailable   the backing store did not answer: order routes fail closed (503)
-    └── StaleSnapshot      the cached snapshot was invalidated elsewhere: read it again
+    ├── StaleSnapshot      the cached snapshot was invalidated elsewhere: read it again
+    └── Duplicate          a create found the key taken (an account's user_id)
+
+Stores keep facts and decide nothing: a write that a rule in ``rules/`` decided is committed
+only if the facts it was decided on still hold, and answers a status value (:class:`Commit`,
+``rules.registry.IpCommitted``), never a refusal.  The caller decides again on ``STALE``.
 """
 
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,8 +33,9 @@ from typing import Any
 
 import orjson
 
+from rules.family import JoinFacts
 from rules.orders import KnownOrder
-from rules.registry import Registration
+from rules.registry import IpCommitted, Registration
 from rules.sessions import Credential
 from rules.types import IPNetwork
 
@@ -45,6 +52,22 @@ class StaleSnapshot(StoreError):
     pass
 
 
+class Duplicate(StoreError):
+    """The key of a create is taken; nothing was written."""
+
+
+class Commit(enum.Enum):
+    """A precondition write's answer."""
+
+    DONE = "done"
+    STALE = "stale"  # the facts it was decided on moved: nothing written, decide again
+
+
+# Reads, decisions and commits a caller tries before it answers 409: facts that move three
+# times in a row under one request are contention, not a reason to loop.
+ATTEMPTS = 3
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     user_id: str
@@ -52,6 +75,7 @@ class Account:
     created_at: datetime
     parent_id: str | None = None  # set on a family member: the parent's IPs apply
     algo_id: str | None = None  # per-account override of rules.algo_id (SPEC §8)
+    algo_name: str | None = None  # the algo's registered name, per account (SPEC §8)
     # dialect -> header -> value: the account's broker credential, sent instead of the
     # gateway's identity headers (SPEC §10).  A secret: kept out of repr, logs and answers.
     upstream_auth: Mapping[str, Mapping[str, str]] = field(
@@ -103,6 +127,15 @@ class ApiToken:
 
 
 @dataclass(frozen=True, slots=True)
+class Invitation:
+    """A parent's pending invitation to join its family, as its invitee lists it (SPEC §9)."""
+
+    parent_id: str
+    name: str  # the parent account's
+    invited_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
     user_id: str
     key: str
@@ -148,7 +181,7 @@ class Store(abc.ABC):
     # accounts and apps
     @abc.abstractmethod
     async def create_account(self, account: Account) -> Account:
-        """Raise KeyError when the user_id exists."""
+        """Raise Duplicate when the user_id exists."""
 
     @abc.abstractmethod
     async def get_account(self, user_id: str) -> Account | None: ...
@@ -159,12 +192,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_upstream_auth(
         self, user_id: str, dialect: str, headers: Mapping[str, str] | None
-    ) -> None:
+    ) -> bool:
         """Store (replace) the account's upstream credential for a dialect; None removes it.
 
-        Seen by the very next snapshot on every instance.  Raises Refused(NOT_FOUND) for an
-        unknown account.
+        Seen by the very next snapshot on every instance.  False for an unknown account.
         """
+
+    @abc.abstractmethod
+    async def set_algo(self, user_id: str, *, algo_id: str | None, algo_name: str | None) -> bool:
+        """Set (None clears) the account's algo id and name; False for an unknown account."""
 
     @abc.abstractmethod
     async def create_app(self, app: App) -> App: ...
@@ -215,12 +251,19 @@ class Store(abc.ABC):
     async def replace_api_token_cidrs(
         self, user_id: str, lookup_id: str, cidrs: tuple[IPNetwork, ...], *, now: datetime
     ) -> ApiToken | None:
-        """Replace the whole allowlist, seen by the next request; None when there is no such
-        token, Refused(CONFLICT) when it is revoked or expired."""
+        """Replace the whole allowlist of a live token, seen by the next request; None (and
+        nothing written) when the account has no such token or it is revoked or expired."""
 
     @abc.abstractmethod
-    async def create_analytics_token(self, credential: Credential, token_hash: str) -> Credential:
-        """Store an analytics credential; Refused(CONFLICT) while the account has a live one."""
+    async def live_analytics_token(self, user_id: str) -> Credential | None:
+        """The account's unrevoked analytics credential (maybe expired), if any."""
+
+    @abc.abstractmethod
+    async def create_analytics_token(
+        self, credential: Credential, token_hash: str, *, retire: str | None
+    ) -> Commit:
+        """Store an analytics credential if the account's unrevoked one is still ``retire``
+        (a session id, revoked here; None: it has none); STALE and nothing written if not."""
 
     @abc.abstractmethod
     async def revoke_analytics_token(self, user_id: str) -> bool:
@@ -232,9 +275,10 @@ class Store(abc.ABC):
     # admission
     @abc.abstractmethod
     async def admit(
-        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0
+        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0, count: int = 1
     ) -> float | None:
-        """Take a rate-limit slot for the snapshot's account: None, or Retry-After seconds.
+        """Take ``count`` rate-limit slots at once (all or none) for the snapshot's account:
+        None, or Retry-After seconds (``rules.ratelimit.SlidingWindowLimiter``'s algorithm).
 
         ``now`` is wall-clock epoch seconds, so that instances sharing a store share windows.
 
@@ -249,12 +293,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def apply_ip_change(
         self, user_id: str, new: Registration, *, expected_version: int
-    ) -> None:
+    ) -> IpCommitted:
         """Atomically: check the version, check no account outside the family holds the IPs,
         write, and invalidate every credential of the account and its family members.
 
-        Raises Refused(CONCURRENT_UPDATE) when the version moved, Refused(IP_TAKEN) when
-        another account or family holds one of the addresses.
+        VERSION_MOVED when the version moved, TAKEN (and the address) when another account
+        or family holds one of the addresses; nothing is written then.
         """
 
     # families
@@ -262,11 +306,33 @@ class Store(abc.ABC):
     async def family_members(self, parent_id: str) -> Sequence[Account]: ...
 
     @abc.abstractmethod
-    async def add_family_member(self, parent_id: str, member_id: str, *, max_members: int) -> None:
-        """Raise Refused(CONFLICT / BAD_REQUEST / NOT_FOUND) when it cannot be done."""
+    async def join_facts(self, parent_id: str, member_id: str) -> JoinFacts:
+        """What ``rules.family.check_join`` decides a join from."""
 
     @abc.abstractmethod
-    async def remove_family_member(self, parent_id: str, member_id: str) -> bool: ...
+    async def add_family_member(
+        self, parent_id: str, member_id: str, *, expected: JoinFacts
+    ) -> Commit:
+        """Join if ``join_facts`` still answers ``expected`` (else STALE): the member trades
+        from the parent's IPs and its sessions end; the invitation, if any, is used up.  Its
+        own registration stays, reserving its addresses to it and keeping its last change."""
+
+    @abc.abstractmethod
+    async def remove_family_member(self, parent_id: str, member_id: str) -> bool:
+        """End the membership and the member's sessions; its former addresses are free again,
+        its last change time stays (its change period keeps running)."""
+
+    @abc.abstractmethod
+    async def invite(self, parent_id: str, member_id: str, *, at: datetime) -> None:
+        """Record (or renew) the parent's invitation; nothing about the member changes."""
+
+    @abc.abstractmethod
+    async def invitations(self, member_id: str) -> Sequence[Invitation]:
+        """The member's invitations, oldest first, expired ones included."""
+
+    @abc.abstractmethod
+    async def drop_invitation(self, parent_id: str, member_id: str) -> bool:
+        """Forget the invitation (declined); False when there was none."""
 
     # orders placed through the gateway (for modify conversion and ownership)
     @abc.abstractmethod

@@ -17,12 +17,22 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from rules.family import JoinFacts
     from rules.orders import KnownOrder
-    from rules.registry import Registration
+    from rules.registry import IpCommitted, Registration
     from rules.sessions import Credential
     from rules.types import IPNetwork
 
-    from .base import Account, ApiToken, App, AuditEntry, IdempotencyRecord, Snapshot
+    from .base import (
+        Account,
+        ApiToken,
+        App,
+        AuditEntry,
+        Commit,
+        IdempotencyRecord,
+        Invitation,
+        Snapshot,
+    )
 
 __all__ = [
     "Accounts",
@@ -47,12 +57,19 @@ class Lifecycle(Protocol):
 class Accounts(Protocol):
     """Accounts, their API apps and their stored upstream credentials."""
 
-    async def create_account(self, account: Account) -> Account: ...
+    async def create_account(self, account: Account) -> Account:
+        """Raise Duplicate when the user_id exists."""
+
     async def get_account(self, user_id: str) -> Account | None: ...
     async def list_accounts(self) -> Sequence[Account]: ...
     async def set_upstream_auth(
         self, user_id: str, dialect: str, headers: Mapping[str, str] | None
-    ) -> Any: ...
+    ) -> bool:
+        """False: no such account."""
+
+    async def set_algo(
+        self, user_id: str, *, algo_id: str | None, algo_name: str | None
+    ) -> bool: ...
     async def create_app(self, app: App) -> App: ...
     async def get_app(self, api_key: str) -> App | None: ...
 
@@ -81,8 +98,13 @@ class Tokens(Protocol):
     ) -> ApiToken | None: ...
     async def replace_api_token_cidrs(
         self, user_id: str, lookup_id: str, cidrs: tuple[IPNetwork, ...], *, now: datetime
-    ) -> Any: ...
-    async def create_analytics_token(self, credential: Credential, token_hash: str) -> Any: ...
+    ) -> ApiToken | None:
+        """None: no such token, or no longer live (nothing written)."""
+
+    async def live_analytics_token(self, user_id: str) -> Credential | None: ...
+    async def create_analytics_token(
+        self, credential: Credential, token_hash: str, *, retire: str | None
+    ) -> Commit: ...
     async def revoke_analytics_token(self, user_id: str) -> bool: ...
 
 
@@ -92,19 +114,23 @@ class Registry(Protocol):
     async def get_registration(self, user_id: str) -> Registration: ...
     async def apply_ip_change(
         self, user_id: str, new: Registration, *, expected_version: int
-    ) -> Any: ...
+    ) -> IpCommitted: ...
     async def family_members(self, parent_id: str) -> Sequence[Account]: ...
+    async def join_facts(self, parent_id: str, member_id: str) -> JoinFacts: ...
     async def add_family_member(
-        self, parent_id: str, member_id: str, *, max_members: int
-    ) -> Any: ...
+        self, parent_id: str, member_id: str, *, expected: JoinFacts
+    ) -> Commit: ...
     async def remove_family_member(self, parent_id: str, member_id: str) -> bool: ...
+    async def invite(self, parent_id: str, member_id: str, *, at: datetime) -> None: ...
+    async def invitations(self, member_id: str) -> Sequence[Invitation]: ...
+    async def drop_invitation(self, parent_id: str, member_id: str) -> bool: ...
 
 
 class Admission(Protocol):
     """The rate window (SPEC §7), proving a snapshot current on shared stores."""
 
     async def admit(
-        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0
+        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0, count: int = 1
     ) -> float | None: ...
 
 

@@ -12,9 +12,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.app import PIPELINE, create_app, create_dialects
+from gateway.app import PIPELINE, create_app
 from gateway.clock import FakeClock
 from gateway.config import load_config
+from gateway.dialects import create_dialects
 from gateway.errors import SENT, STORE_UNAVAILABLE, Envelopes, error_boundary
 from gateway.metrics import Metrics
 from gateway.services import SERVICES

@@ -22,9 +22,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.api.common import new_credential
-from gateway.app import PIPELINE, create_dialects, order_route
+from gateway.app import PIPELINE, order_route
 from gateway.clock import FakeClock
 from gateway.config import RulesConfig, ServerConfig, UpstreamConfig
+from gateway.dialects import create_dialects
 from gateway.dialects.base import Dialect
 from gateway.dialects.upstox import UpstoxDialect
 from gateway.errors import Envelopes, error_boundary

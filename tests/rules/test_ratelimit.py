@@ -92,3 +92,62 @@ def test_memory_is_bounded() -> None:
 def test_invalid_configuration(limit: int, window: float) -> None:
     with pytest.raises(ValueError, match="must be"):
         SlidingWindowLimiter(limit, window)
+
+
+@pytest.mark.parametrize(
+    ("limit", "held", "count", "admitted"),
+    [
+        # (slots a window holds already, orders in one request) -> all taken, or none
+        (10, 0, 10, True),  # count == limit fits an empty window
+        (10, 0, 11, False),  # count > limit never fits, even an empty window
+        (10, 7, 3, True),
+        (10, 7, 4, False),  # all or none: 3 free slots are not taken for 4 orders
+        (10, 9, 1, True),
+        (10, 10, 1, False),
+        (1, 0, 1, True),
+        (1, 0, 2, False),
+    ],
+)
+def test_a_request_of_count_orders_takes_count_slots_or_none(
+    limit: int, held: int, count: int, admitted: bool
+) -> None:
+    limiter = SlidingWindowLimiter(limit)
+    for _ in range(held):
+        assert limiter.try_acquire("k", 0.0) is None
+    assert (limiter.try_acquire("k", 0.5, count) is None) is admitted
+    # A refused request took nothing: exactly the free slots are still free.
+    free = limit - held - (count if admitted else 0)
+    oldest = 0.0 if held else 0.5
+    assert burst(limiter, "k", 0.5, free + 1) == [None] * free + [pytest.approx(oldest + 0.5)]
+
+
+def test_retry_after_for_count_is_until_enough_leave() -> None:
+    limiter = SlidingWindowLimiter(4)
+    for t in (0.0, 0.25, 0.5, 0.75):
+        assert limiter.try_acquire("k", t) is None
+    # Three slots are needed: 0.0, 0.25 and 0.5 must leave, the last of them at 1.5.
+    assert limiter.try_acquire("k", 0.875, 3) == 0.625
+    assert limiter.try_acquire("k", 1.375, 3) == 0.125
+    assert limiter.try_acquire("k", 1.5, 3) is None
+    assert limiter.try_acquire("k", 1.5) == 0.25  # 0.75 leaves at 1.75
+
+
+def test_more_than_limit_at_once_is_refused_for_a_window() -> None:
+    limiter = SlidingWindowLimiter(3, window=0.5)
+    assert limiter.try_acquire("k", 0.0, 4) == 0.5
+    assert len(limiter) == 0  # nothing recorded, not even the key
+
+
+def test_count_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        SlidingWindowLimiter(3).try_acquire("k", 0.0, 0)
+
+
+def test_expiry_is_decided_on_the_subtracted_cutoff() -> None:
+    # now - t >= window and t <= now - window differ in floating point; the Lua script can
+    # only remove by a score bound, so both sides use the bound.
+    limiter = SlidingWindowLimiter(1, window=0.1)
+    t, now = 0.30000000000000004, 0.4
+    assert (now - t >= 0.1) != (t <= now - 0.1)
+    assert limiter.try_acquire("k", t) is None
+    assert (limiter.try_acquire("k", now) is None) is (t <= now - 0.1)

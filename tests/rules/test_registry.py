@@ -9,8 +9,11 @@ import pytest
 from rules.decisions import Reason, Refused
 from rules.registry import (
     IpChangePolicy,
+    IpCommit,
+    IpCommitted,
     IpUpdate,
     Registration,
+    check_ip_commit,
     decide_ip_change,
     next_change_allowed,
     parse_ip_update,
@@ -324,3 +327,35 @@ def test_cooldown_message_says_when(
     assert info.value.refusal.message == (
         f"IP addresses can be changed once a week; next change allowed after {when}"
     )
+
+
+# what the store did with a decided change -------------------------------------------------
+
+
+def test_an_applied_change_is_no_refusal() -> None:
+    check_ip_commit(IpCommitted(IpCommit.APPLIED))
+
+
+@pytest.mark.parametrize(
+    ("committed", "reason", "message"),
+    [
+        (
+            IpCommitted(IpCommit.VERSION_MOVED),
+            Reason.CONCURRENT_UPDATE,
+            "another update of the static IPs won the race; read them again",
+        ),
+        (
+            IpCommitted(IpCommit.TAKEN, "203.0.113.7"),
+            Reason.IP_TAKEN,
+            "203.0.113.7 is registered to another client; a static IP belongs to one client or"
+            " one family",
+        ),
+    ],
+)
+def test_a_change_not_applied_is_refused(
+    committed: IpCommitted, reason: Reason, message: str
+) -> None:
+    with pytest.raises(Refused) as exc:
+        check_ip_commit(committed)
+    assert exc.value.refusal.reason is reason
+    assert exc.value.refusal.message == message

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from ipaddress import ip_address, ip_network
 from typing import Any
@@ -18,6 +18,8 @@ from rules.tokens import (
     MIN_EXPIRY_S,
     TokenRequest,
     analytics_expiry,
+    check_analytics_free,
+    check_cidrs_replaceable,
     check_scope,
     parse_allowed_cidrs,
     parse_token_request,
@@ -180,3 +182,48 @@ def test_check_scope(
             check()
         assert refused.value.refusal.reason is reason
         assert refused.value.refusal.status == 403
+
+
+# one analytics token per account; allowlists only on live tokens -----------------------------
+
+
+def _analytics(expires_at: datetime) -> Credential:
+    return Credential(
+        session_id="an1",
+        user_id="u1",
+        kind=CredentialKind.ANALYTICS,
+        created_ip=ip_address("203.0.113.10"),
+        created_at=expires_at - timedelta(days=365),
+        expires_at=expires_at,
+    )
+
+
+def test_an_account_without_an_analytics_token_gets_one() -> None:
+    assert check_analytics_free(None, now=datetime(2026, 4, 6, tzinfo=UTC)) is None
+
+
+@pytest.mark.parametrize("before_expiry", [timedelta(microseconds=1), timedelta(days=200)])
+def test_a_live_analytics_token_is_a_conflict(before_expiry: timedelta) -> None:
+    expiry = datetime(2027, 4, 6, tzinfo=UTC)
+    with pytest.raises(Refused) as exc:
+        check_analytics_free(_analytics(expiry), now=expiry - before_expiry)
+    assert exc.value.refusal.reason is Reason.CONFLICT
+    assert "one per account" in exc.value.refusal.message
+    assert "DELETE /gateway/v1/analytics-token" in exc.value.refusal.message
+
+
+@pytest.mark.parametrize("after_expiry", [timedelta(0), timedelta(days=1)])
+def test_an_expired_analytics_token_is_retired_by_the_new_one(after_expiry: timedelta) -> None:
+    expiry = datetime(2027, 4, 6, tzinfo=UTC)
+    assert check_analytics_free(_analytics(expiry), now=expiry + after_expiry) == "an1"
+
+
+def test_a_live_tokens_allowlist_may_be_replaced() -> None:
+    check_cidrs_replaceable("l1", live=True)
+
+
+def test_a_dead_tokens_allowlist_is_a_conflict() -> None:
+    with pytest.raises(Refused) as exc:
+        check_cidrs_replaceable("l1", live=False)
+    assert exc.value.refusal.reason is Reason.CONFLICT
+    assert exc.value.refusal.message == "token l1 is revoked or expired; create a new token"

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.config import ConfigError, load_config, sentinel_parts
 from gateway.stores.redis import RedisStore
-from gateway.stores.redis_client import connect
+from gateway.stores.redis.client import connect
 
 from .conftest import delete_prefix, redis_url, unique_prefix
 

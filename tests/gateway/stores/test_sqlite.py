@@ -17,7 +17,18 @@ from rules.orders import KnownOrder
 from rules.sessions import check_live
 from rules.types import Side
 
-from .values import LATER, T0, account, credential, idem, login, registration, token
+from .values import (
+    LATER,
+    T0,
+    account,
+    credential,
+    family,
+    idem,
+    ip_change,
+    login,
+    registration,
+    token,
+)
 
 IP_A = "203.0.113.10"
 IP_B = "203.0.113.20"
@@ -61,9 +72,9 @@ async def test_everything_survives_close_and_reopen(path: str) -> None:
     await first.start()
     await first.create_account(account("parent"))
     await first.create_account(account("member"))
-    await first.add_family_member("parent", "member", max_members=10)
+    await family(first, "parent", "member")
     await first.create_app(App(api_key="k1", user_id="parent", secret_hash="s", created_at=T0))
-    await first.apply_ip_change("parent", registration(IP_A, IP_B), expected_version=0)
+    await ip_change(first, "parent", registration(IP_A, IP_B), expected_version=0)
     await login(first, "s1", "member", ip=IP_A, slot="primary")
     await login(first, "s2", "parent", ip=IP_B, slot="secondary")
     await first.revoke_credential("s2")
@@ -96,7 +107,7 @@ async def test_everything_survives_close_and_reopen(path: str) -> None:
         assert await second.begin_idempotent(idem("member", "k-open")) == idem("member", "k-open")
         assert await second.begin_idempotent(idem("member", "k-done")) == done
         with pytest.raises(Refused) as exc:
-            await second.apply_ip_change("parent", registration(IP_B), expected_version=0)
+            await ip_change(second, "parent", registration(IP_B), expected_version=0)
         assert exc.value.refusal.reason is Reason.CONCURRENT_UPDATE
     finally:
         await second.close()
@@ -207,13 +218,13 @@ def live(snap: Snapshot | None) -> bool:
 async def test_ip_change_is_seen_by_the_next_snapshot_of_a_member(sqlite: SQLiteStore) -> None:
     await sqlite.create_account(account("parent"))
     await sqlite.create_account(account("member"))
-    await sqlite.add_family_member("parent", "member", max_members=10)
-    await sqlite.apply_ip_change("parent", registration(IP_A), expected_version=0)
+    await family(sqlite, "parent", "member")
+    await ip_change(sqlite, "parent", registration(IP_A), expected_version=0)
     await login(sqlite, "m1", "member", ip=IP_A)
     await login(sqlite, "p1", "parent", ip=IP_A)
     await warm(sqlite, "m1", "p1")
 
-    await sqlite.apply_ip_change("parent", registration(IP_B, version=2), expected_version=1)
+    await ip_change(sqlite, "parent", registration(IP_B, version=2), expected_version=1)
 
     for session_id in ("m1", "p1"):
         snap = await sqlite.snapshot(token(session_id))
@@ -240,12 +251,12 @@ async def test_revocations_are_seen_by_the_next_snapshot(sqlite: SQLiteStore) ->
 async def test_joining_and_leaving_a_family_is_seen_by_the_next_read(sqlite: SQLiteStore) -> None:
     await sqlite.create_account(account("parent"))
     await sqlite.create_account(account("member"))
-    await sqlite.apply_ip_change("parent", registration(IP_A), expected_version=0)
-    await sqlite.apply_ip_change("member", registration(IP_B), expected_version=0)
+    await ip_change(sqlite, "parent", registration(IP_A), expected_version=0)
+    await ip_change(sqlite, "member", registration(IP_B), expected_version=0)
     await login(sqlite, "m1", "member", ip=IP_B)
     await warm(sqlite, "m1")
 
-    await sqlite.add_family_member("parent", "member", max_members=10)
+    await family(sqlite, "parent", "member")
     joined = await sqlite.get_account("member")
     assert joined is not None
     assert joined.parent_id == "parent"
@@ -260,7 +271,7 @@ async def test_joining_and_leaving_a_family_is_seen_by_the_next_read(sqlite: SQL
     snap = await sqlite.snapshot(token("m2"))
     assert snap is not None
     assert snap.account.parent_id is None
-    assert snap.registration.ips == frozenset()  # joining released its own IPs
+    assert snap.registration.ips == frozenset()  # leaving released its own IPs
     assert not live(snap)
 
 
@@ -290,10 +301,11 @@ async def test_an_older_database_gains_the_upstream_auth_column_and_keeps_its_ro
         columns = await store._run(
             lambda: [row[1] for row in store._conn.execute("PRAGMA table_info(accounts)")]
         )
-        assert columns[-1] == "upstream_auth"
+        assert columns[-2:] == ["upstream_auth", "algo_name"]
         first = await store.get_account("old1")
         assert first is not None
         assert (first.name, first.algo_id, first.upstream_auth) == ("Asha", "ALGO-7", {})
+        assert first.algo_name is None
         listed = await store.list_accounts()
         assert [(a.user_id, a.parent_id) for a in listed] == [("old1", None), ("old2", "old1")]
         await store.set_upstream_auth("old1", "upstox", {"Authorization": "Bearer b"})
@@ -308,6 +320,46 @@ async def test_an_older_database_gains_the_upstream_auth_column_and_keeps_its_ro
         assert again is not None
         assert again.upstream_auth == {"upstox": {"Authorization": "Bearer b"}}
         assert len(await reopened.list_accounts()) == 3
+    finally:
+        await reopened.close()
+
+
+# The accounts table as gateways before per-account algo names (SPEC §8) created it.
+_ACCOUNTS_WITHOUT_ALGO_NAME = """
+CREATE TABLE accounts (
+    user_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL,
+    parent_id TEXT REFERENCES accounts(user_id), algo_id TEXT,
+    upstream_auth TEXT NOT NULL DEFAULT '{}'
+);
+INSERT INTO accounts VALUES ('old1', 'Asha', '2026-04-06T09:15:00+00:00', NULL, 'ALGO-7',
+    '{"kotak": {"Sid": "x"}}');
+"""
+
+
+async def test_an_older_database_gains_the_algo_name_column_and_keeps_its_rows(
+    path: str,
+) -> None:
+    old = sqlite3.connect(path)
+    old.executescript(_ACCOUNTS_WITHOUT_ALGO_NAME)
+    old.close()
+
+    store = SQLiteStore(path)
+    await store.start()
+    try:
+        first = await store.get_account("old1")
+        assert first is not None
+        assert (first.algo_id, first.algo_name) == ("ALGO-7", None)
+        assert first.upstream_auth == {"kotak": {"Sid": "x"}}
+        assert await store.set_algo("old1", algo_id="ALGO-8", algo_name="Momentum") is True
+    finally:
+        await store.close()
+
+    reopened = SQLiteStore(path)
+    await reopened.start()
+    try:
+        again = await reopened.get_account("old1")
+        assert again is not None
+        assert (again.algo_id, again.algo_name) == ("ALGO-8", "Momentum")
     finally:
         await reopened.close()
 

@@ -29,7 +29,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 
-from ..config import sentinel_parts
+from ...config import sentinel_parts
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_POOL_TIMEOUT_S", "DEFAULT_TIMEOUT_S", "connect"]
 
@@ -41,6 +41,17 @@ _FLOATS = ("socket_timeout", "socket_connect_timeout", "pool_timeout")
 
 class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """A Sentinel-managed pool that waits for a free connection like BlockingConnectionPool."""
+
+
+class _SentinelClient(aioredis.Redis):
+    """The primary's client; closing it also closes the connections to the Sentinels."""
+
+    sentinels: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for client in self.sentinels.sentinels if self.sentinels is not None else ():
+            await client.aclose()
 
 
 def _options(query: str) -> tuple[dict[str, Any], str]:
@@ -94,14 +105,17 @@ def _sentinel_client(
         sentinel_kwargs={
             "socket_timeout": options["socket_timeout"],
             "socket_connect_timeout": options["socket_connect_timeout"],
+            "single_connection_client": True,
         },
     )
-    client: aioredis.Redis = sentinel.master_for(
+    client: _SentinelClient = sentinel.master_for(
         master,
+        redis_class=_SentinelClient,
         connection_pool_class=_BlockingSentinelPool,
         db=db,
         max_connections=max_connections,
         timeout=pool_timeout,
         **options,
     )
+    client.sentinels = sentinel
     return client

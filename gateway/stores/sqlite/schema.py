@@ -11,17 +11,18 @@ from typing import Any
 
 import orjson
 
+from rules.family import JoinFacts
 from rules.registry import Registration
 from rules.sessions import Credential
 from rules.types import CredentialKind, IPAddress, IPNetwork
 
-from .base import Account, ApiToken
+from ..base import Account, ApiToken
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     user_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL,
     parent_id TEXT REFERENCES accounts(user_id), algo_id TEXT,
-    upstream_auth TEXT NOT NULL DEFAULT '{}'
+    upstream_auth TEXT NOT NULL DEFAULT '{}', algo_name TEXT
 );
 CREATE TABLE IF NOT EXISTS apps (
     api_key TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES accounts(user_id),
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created_at TEXT NOT NULL, last_updated_at TEXT NOT NULL, revoked_at TEXT
 );
 CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens(user_id);
+CREATE TABLE IF NOT EXISTS invitations (
+    member_id TEXT NOT NULL, parent_id TEXT NOT NULL REFERENCES accounts(user_id),
+    invited_at TEXT NOT NULL, PRIMARY KEY (member_id, parent_id)
+);
 CREATE UNIQUE INDEX IF NOT EXISTS credentials_one_analytics ON credentials(user_id)
     WHERE kind = 'analytics' AND revoked = 0;
 """
@@ -74,6 +79,12 @@ def ts(value: datetime | None) -> str | None:
 
 def dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+def at(value: str) -> datetime:
+    parsed = dt(value)
+    assert parsed is not None
+    return parsed
 
 
 def cidrs(nets: Sequence[IPNetwork]) -> str:
@@ -89,9 +100,11 @@ def migrate(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(accounts)")}
     if "upstream_auth" not in columns:
         db.execute("ALTER TABLE accounts ADD COLUMN upstream_auth TEXT NOT NULL DEFAULT '{}'")
+    if "algo_name" not in columns:
+        db.execute("ALTER TABLE accounts ADD COLUMN algo_name TEXT")
 
 
-ACCOUNT_COLUMNS = "user_id, name, created_at, parent_id, algo_id, upstream_auth"
+ACCOUNT_COLUMNS = "user_id, name, created_at, parent_id, algo_id, upstream_auth, algo_name"
 
 
 METADATA_SELECT = (
@@ -119,6 +132,7 @@ def account_row(row: Sequence[Any]) -> Account:
         parent_id=row[3],
         algo_id=row[4],
         upstream_auth=orjson.loads(row[5]),
+        algo_name=row[6],
     )
 
 
@@ -138,6 +152,39 @@ def insert_credential(db: sqlite3.Connection, c: Credential, token_hash: str) ->
             c.slot,
             cidrs(c.allowed_cidrs),
         ),
+    )
+
+
+def read_live_analytics(db: sqlite3.Connection, user_id: str) -> Credential | None:
+    row = db.execute(
+        "SELECT token_hash FROM credentials"
+        " WHERE user_id = ? AND kind = 'analytics' AND revoked = 0",
+        (user_id,),
+    ).fetchone()
+    return None if row is None else read_credential(db, row[0])
+
+
+def read_join_facts(db: sqlite3.Connection, parent_id: str, member_id: str) -> JoinFacts:
+    parent, member = read_account(db, parent_id), read_account(db, member_id)
+
+    def members(user_id: str) -> int:
+        (n,) = db.execute(
+            "SELECT COUNT(*) FROM accounts WHERE parent_id = ?", (user_id,)
+        ).fetchone()
+        return int(n)
+
+    invited = db.execute(
+        "SELECT invited_at FROM invitations WHERE member_id = ? AND parent_id = ?",
+        (member_id, parent_id),
+    ).fetchone()
+    return JoinFacts(
+        parent_exists=parent is not None,
+        parent_family=None if parent is None else parent.parent_id,
+        member_exists=member is not None,
+        member_family=None if member is None else member.parent_id,
+        member_members=members(member_id),
+        members=members(parent_id),
+        invited_at=None if invited is None else dt(invited[0]),
     )
 
 
