@@ -224,9 +224,7 @@ def test_messages() -> None:
     )
     assert STATIC_IP_BLOCKED == "Access to this API is blocked due to static IP restrictions"
     with pytest.raises(Refused) as unregistered:
-        admit_order(
-            cred(), now=NOW, client_ip=P, registration=Registration(), slot_holder="sess-1"
-        )
+        admit_order(cred(), now=NOW, client_ip=P, registration=Registration(), slot_holder="sess-1")
     assert unregistered.value.refusal.message.endswith(
         "the order came from 127.0.0.2, which is not a registered IP of this account;"
         " registered IPs: none"
