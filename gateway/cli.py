@@ -35,14 +35,14 @@ def _workers(value: str) -> int:
     return number
 
 
-ADMIN_TOKEN_SOURCES = (
+WHERE_THE_CLI_LOOKS = (
     "--admin-token, then the GATEWAY_ADMIN_TOKEN environment variable, then admin.token in"
     " the --config file"
 )
 
 
 def _admin_token(args: argparse.Namespace, config: Config) -> tuple[str, str]:
-    """The admin token and where it was found, in the order ``ADMIN_TOKEN_SOURCES`` names."""
+    """The admin token and where it was found, in the order ``WHERE_THE_CLI_LOOKS`` names."""
     if args.admin_token:
         return args.admin_token, "--admin-token"
     if os.environ.get("GATEWAY_ADMIN_TOKEN"):
@@ -51,7 +51,7 @@ def _admin_token(args: argparse.Namespace, config: Config) -> tuple[str, str]:
         return config.admin.token, f"admin.token in {args.config}"
     where = "no --config was given" if args.config is None else f"{args.config} has none"
     raise SystemExit(
-        f"order-gateway: no admin token found ({where}); the CLI looks in {ADMIN_TOKEN_SOURCES}"
+        f"order-gateway: no admin token found ({where}); the CLI looks in {WHERE_THE_CLI_LOOKS}"
     )
 
 
@@ -88,7 +88,7 @@ def _admin(
         if exc.code == 401:
             hint = (
                 f"\nthe gateway at {base} refused the admin token from {source}; it must equal"
-                f" the gateway's admin.token (the CLI looks in {ADMIN_TOKEN_SOURCES})"
+                f" the gateway's admin.token (the CLI looks in {WHERE_THE_CLI_LOOKS})"
             )
         elif exc.code == 403 and "admin API is disabled" in detail:
             hint = f"\nthe gateway at {base} has no admin.token set, so its admin API is off"
@@ -162,7 +162,12 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="one of these (`order-gateway COMMAND --help` describes it):",
+    )
 
     def command(group: Any, name: str, help: str) -> argparse.ArgumentParser:
         leaf: argparse.ArgumentParser = group.add_parser(
@@ -172,7 +177,9 @@ def _parser() -> argparse.ArgumentParser:
 
     def group(name: str, help: str) -> Any:
         parent = sub.add_parser(name, parents=[common], help=help, description=help)
-        return parent.add_subparsers(dest="action", required=True, metavar="ACTION")
+        return parent.add_subparsers(
+            dest="action", required=True, metavar="ACTION", help="one of these:"
+        )
 
     serve_p = command(sub, "serve", "run the gateway (stop it with Ctrl-C or SIGTERM: it drains)")
     serve_p.add_argument(
@@ -202,16 +209,16 @@ def _parser() -> argparse.ArgumentParser:
     paper.add_argument("--host", default="127.0.0.1", help="address to listen on")
     paper.add_argument("--port", type=int, default=9000, help="port to listen on (default 9000)")
 
-    user_id = {"help": "the account's user id, e.g. AB1234"}
+    user_id = "the account's user id, e.g. AB1234"
     accounts = group("accounts", "create and list accounts")
     add = command(accounts, "add", "create an account")
-    add.add_argument("user_id", **user_id)
+    add.add_argument("user_id", help=user_id)
     add.add_argument("name", help="the account holder's name")
     command(accounts, "list", "list every account")
 
     apps = group("apps", "API apps: the key and secret an account logs in with")
     command(apps, "create", "create an API app; its secret is shown only once").add_argument(
-        "user_id", **user_id
+        "user_id", help=user_id
     )
 
     family = group("family", "families: up to 10 member accounts sharing a parent's static IPs")
@@ -220,13 +227,13 @@ def _parser() -> argparse.ArgumentParser:
     fam_add.add_argument("member_id", help="the user id of the account to add")
 
     ip = group("ip", "an account's registered static IPs")
-    command(ip, "show", "show an account's registered IPs").add_argument("user_id", **user_id)
+    command(ip, "show", "show an account's registered IPs").add_argument("user_id", help=user_id)
     ip_set = command(
         ip,
         "set",
         "set an account's IPs, skipping the weekly limit; ends its sessions; audited",
     )
-    ip_set.add_argument("user_id", **user_id)
+    ip_set.add_argument("user_id", help=user_id)
     ip_set.add_argument("primary_ip", help="the primary static IP")
     ip_set.add_argument("secondary_ip", nargs="?", help="the optional secondary static IP")
 
@@ -237,13 +244,13 @@ def _parser() -> argparse.ArgumentParser:
         "store an account's broker credential for a dialect; with no HEADER arguments the"
         " 'Name: value' lines are read from stdin (keeps the secret out of ps and history)",
     )
-    auth_set.add_argument("user_id", **user_id)
+    auth_set.add_argument("user_id", help=user_id)
     auth_set.add_argument("dialect", help="upstox, kotak or paradex")
     auth_set.add_argument(
         "headers", nargs="*", metavar="HEADER", help="a header to send, as 'Name: value'"
     )
     auth_clear = command(auth, "clear", "remove an account's stored credential for a dialect")
-    auth_clear.add_argument("user_id", **user_id)
+    auth_clear.add_argument("user_id", help=user_id)
     auth_clear.add_argument("dialect", help="upstox, kotak or paradex")
 
     tail = command(group("audit", "the audit log"), "tail", "show the newest audit records")

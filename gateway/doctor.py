@@ -42,23 +42,26 @@ Wall = Callable[[], float]
 Checker = Callable[[Config, Wall], Awaitable[list[Check]]]
 
 
+def _absent_sqlite(url: str) -> Check | None:
+    path = Path(url.removeprefix("sqlite:///"))
+    if path.exists():
+        return None
+    parent = path.parent
+    writable = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+    return Check(
+        "store",
+        writable,
+        f"{path} does not exist yet; the gateway creates it in {parent}",
+        "" if writable else f"create {parent} writable by the gateway's user",
+    )
+
+
 async def check_store(config: Config, wall: Wall) -> list[Check]:
     from .app import create_store
 
     url = config.store.url
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        if not path.exists():
-            parent = path.parent if str(path.parent) else Path()
-            writable = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
-            return [
-                Check(
-                    "store",
-                    writable,
-                    f"{path} does not exist yet; the gateway creates it in {parent}",
-                    "" if writable else f"create {parent} writable by the gateway's user",
-                )
-            ]
+    if url.startswith("sqlite:///") and (absent := _absent_sqlite(url)) is not None:
+        return [absent]
     store = create_store(config)
     try:
         await store.start()
@@ -132,7 +135,7 @@ async def check_upstreams(config: Config, wall: Wall) -> list[Check]:
             Check(
                 "upstream",
                 True,
-                "no [upstream]: orders go to the embedded paper broker (trying it out, not trading)",
+                "no [upstream]: orders go to the embedded paper broker (for trying it out)",
             )
         ]
     bases = {

@@ -161,9 +161,11 @@ async def test_the_upstox_sdk_places_an_order_over_https_with_the_test_ca(
     user_id, placed = await asyncio.to_thread(sdk_place)
 
     assert user_id == "TLS002" and placed.status == "success"
-    async with aiohttp.ClientSession() as client:
-        async with client.get(paper.make_url("/paper/orders")) as orders:
-            [arrived] = (await orders.json())["orders"]
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(paper.make_url("/paper/orders")) as orders,
+    ):
+        [arrived] = (await orders.json())["orders"]
     assert arrived["order_id"] == placed.data.order_id
     assert arrived["body"]["order_type"] == "LIMIT"
 
