@@ -211,3 +211,19 @@ async def test_a_busy_paper_broker_port_is_one_line_and_exit_2(
         .startswith(f"order-gateway: cannot start the paper broker on 127.0.0.1:{busy_port}: ")
     )
     assert alone[1].splitlines()[-1].endswith("; pass --port N with a free port")
+
+
+async def test_an_unknown_route_through_the_gateway_is_a_404(served: int) -> None:
+    """Issue 13: `GET /v2/nope` answered 200 through the paper broker's catch-all."""
+    script = """
+    GW=http://127.0.0.1:$PORT; H="Authorization: Bearer dev-admin-token"
+    curl -sf -X POST $GW/admin/v1/accounts -H "$H" -d '{"user_id":"NF0001","name":"N"}' >/dev/null
+    APP=$(curl -sf -X POST $GW/admin/v1/accounts/NF0001/apps -H "$H")
+    TOKEN=$(curl -sf -X POST $GW/gateway/v1/session -d "$APP" \\
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["access_token"])')
+    curl -s -o /dev/null -w '%{http_code}\\n' $GW/v2/nope -H "Authorization: Bearer $TOKEN"
+    curl -s -o /dev/null -w '%{http_code}\\n' $GW/v2/user/profile -H "Authorization: Bearer $TOKEN"
+    """
+    code, out, err = await shell(script, PORT=str(served))
+    assert code == 0, err
+    assert out.split() == ["404", "200"]
