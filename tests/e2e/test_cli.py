@@ -17,6 +17,7 @@ import pytest
 
 from gateway import cli
 
+from ..conftest import GatewayFactory
 from ..process import ROOT, clean_env, free_port, start, wait_until_up
 
 DEV_CONFIG = "deploy/gateway.dev.toml"
@@ -227,3 +228,17 @@ async def test_an_unknown_route_through_the_gateway_is_a_404(served: int) -> Non
     code, out, err = await shell(script, PORT=str(served))
     assert code == 0, err
     assert out.split() == ["404", "200"]
+
+
+async def test_a_gateway_without_an_admin_token_is_named_as_the_cause(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw = await make_gateway(admin_token="")
+    argv = ["--url", gw.url, "--admin-token", "anything", "accounts", "list"]
+    with pytest.raises(SystemExit) as failed:
+        await asyncio.to_thread(cli.main, argv)
+    message = str(failed.value.code)
+    assert message.startswith("GET /accounts: 403 ")
+    assert message.endswith(
+        f"the gateway at {gw.url} has no admin.token set, so its admin API is off"
+    )
