@@ -166,6 +166,14 @@ async def get_ip(request: web.Request) -> web.StreamResponse:
     )
 
 
+def _ips(registration: Registration) -> dict[str, str | None]:
+    """An audit record's IPs: strings, or null for an unset one (never the string "None")."""
+    return {
+        "primary_ip": None if registration.primary is None else str(registration.primary),
+        "secondary_ip": None if registration.secondary is None else str(registration.secondary),
+    }
+
+
 async def override_ip(services: Services, user_id: str, body: Any) -> dict[str, Any]:
     """Set an account's IPs without the cooldown; invalidates its sessions like any change."""
     account = await account_or_404(services, user_id)
@@ -195,11 +203,8 @@ async def override_ip(services: Services, user_id: str, body: Any) -> dict[str, 
                 "at": now.isoformat(),
                 "user_id": user_id,
                 "decision": "admin_ip_override",
-                "original": {
-                    "primary_ip": str(current.primary),
-                    "secondary_ip": str(current.secondary),
-                },
-                "rewritten": {"primary_ip": str(new.primary), "secondary_ip": str(new.secondary)},
+                "original": _ips(current),
+                "rewritten": _ips(new),
             }
         )
     )

@@ -37,6 +37,13 @@ class ServerConfig:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     max_body_bytes: int = 65536
     max_header_bytes: int = 16384
+    tls_cert: Path | None = None  # HTTPS on the same port when both are set (SPEC §13)
+    tls_key: Path | None = None
+    public_url: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +114,18 @@ class Config:
 
 
 _SECTIONS: dict[str, frozenset[str]] = {
-    "server": frozenset({"host", "port", "trusted_proxies", "max_body_bytes", "max_header_bytes"}),
+    "server": frozenset(
+        {
+            "host",
+            "port",
+            "trusted_proxies",
+            "max_body_bytes",
+            "max_header_bytes",
+            "tls_cert",
+            "tls_key",
+            "public_url",
+        }
+    ),
     "admin": frozenset({"token"}),
     "store": frozenset({"url"}),
     "upstream": frozenset(
@@ -178,7 +196,16 @@ def _build(raw: dict[str, dict[str, Any]]) -> Config:
         ),
         max_body_bytes=_int(s, "server.max_body_bytes", 65536, minimum=1),
         max_header_bytes=_int(s, "server.max_header_bytes", 16384, minimum=1024),
+        tls_cert=_tls_path(s, "server.tls_cert"),
+        tls_key=_tls_path(s, "server.tls_key"),
+        public_url=_url(s, "server.public_url"),
     )
+    if (server.tls_cert is None) != (server.tls_key is None):
+        given, missing = ("tls_cert", "tls_key") if server.tls_cert else ("tls_key", "tls_cert")
+        raise ConfigError(
+            f"server.{given} is set but server.{missing} is not: set both (PEM files) for"
+            " HTTPS, or neither"
+        )
     upstream = UpstreamConfig(
         upstox=_url(u, "upstream.upstox"),
         kotak=_url(u, "upstream.kotak"),
@@ -323,6 +350,13 @@ def _url(values: dict[str, Any], name: str) -> str | None:
     if not host:
         raise ConfigError(f"{name} must be an http(s) URL with a host, got {value!r}")
     return value.rstrip("/")
+
+
+def _tls_path(values: dict[str, Any], name: str) -> Path | None:
+    # Only the shape here: whether the PEM files load is checked when the listener is built,
+    # so `doctor` can report it among the other checks rather than stop at the config.
+    value = _str(values, name, "")
+    return Path(value) if value else None
 
 
 def _network(value: object, name: str) -> IPNetwork:

@@ -10,22 +10,65 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
+import ipaddress
 import logging
 import os
 import signal
+import ssl
 
 from aiohttp import web
 
 from . import http_guard
 from .app import create_app
-from .config import Config
+from .config import Config, ConfigError
 from .loops import loop_factory
 
 log = logging.getLogger("order_gateway")
 
 
-async def _listen(config: Config, paper_port: int, *, reuse_port: bool = False) -> web.AppRunner:
+class ListenError(RuntimeError):
+    """A listener that cannot start; the message is one line naming the address and the
+    setting to change (an operator's first run should not end in a 40-line traceback)."""
+
+
+def beyond_loopback(host: str) -> bool:
+    """Whether ``server.host`` accepts connections from other machines."""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a wildcard ("", "0.0.0.0" parse; "" does not) or a host name
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """The server's TLS context from ``server.tls_cert``/``tls_key``, or None for plain HTTP."""
+    server = config.server
+    if server.tls_cert is None or server.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(server.tls_cert, server.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"server.tls_cert {str(server.tls_cert)!r} / server.tls_key {str(server.tls_key)!r}:"
+            f" cannot load the certificate and key ({exc})"
+        ) from exc
+    return context
+
+
+def _in_use(exc: OSError) -> bool:
+    return exc.errno == errno.EADDRINUSE
+
+
+async def open_listener(
+    config: Config, paper_port: int, *, reuse_port: bool = False
+) -> web.AppRunner:
+    """The app set up and listening on ``server.host:server.port`` (HTTPS when configured)."""
+    context = tls_context(config)
     app = create_app(config, paper_port=paper_port)
     runner = web.AppRunner(
         app,
@@ -33,17 +76,48 @@ async def _listen(config: Config, paper_port: int, *, reuse_port: bool = False) 
         shutdown_timeout=10.0,
         **http_guard.parser_settings(config.server.max_header_bytes),
     )
-    await runner.setup()
+    try:
+        await runner.setup()  # starts the embedded paper broker, when there is one
+    except OSError as exc:
+        if not _in_use(exc):
+            raise
+        raise ListenError(
+            f"cannot start the embedded paper broker on 127.0.0.1:{paper_port}: the address is"
+            " in use; pass `serve --paper-port N` with a free port (or configure an [upstream])"
+        ) from exc
+    host, port = config.server.host, config.server.port
     site = web.TCPSite(
-        runner, config.server.host, config.server.port, backlog=1024, reuse_port=reuse_port or None
+        runner, host, port, backlog=1024, reuse_port=reuse_port or None, ssl_context=context
     )
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if not _in_use(exc):
+            raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        raise ListenError(
+            f"cannot listen on {host}:{port}: the address is in use; set server.port (or"
+            " GATEWAY_SERVER_PORT) to a free port, or stop what is listening there"
+        ) from exc
+    scheme = "https" if context is not None else "http"
+    log.info("order-gateway listening on %s://%s:%d", scheme, host, port)
+    if context is None and beyond_loopback(host):
+        log.warning(
+            "listening on %s without TLS: bearer tokens cross the network in clear; set"
+            " server.tls_cert and server.tls_key, or listen on 127.0.0.1 behind a TLS proxy"
+            " (server.trusted_proxies)",
+            host,
+        )
+    return runner
+
+
+async def _listen(config: Config, paper_port: int, *, reuse_port: bool = False) -> web.AppRunner:
+    runner = await open_listener(config, paper_port, reuse_port=reuse_port)
     # Everything built so far (modules, routes, the instrument master, the app) lives as long
     # as the process: move it out of the collector's sight, or every full collection walks it
     # again (211 -> 171 us of CPU per order in one A/B measurement, see benchmarks/README.md).
     gc.collect()
     gc.freeze()
-    log.info("order-gateway listening on http://%s:%d", config.server.host, config.server.port)
     return runner
 
 

@@ -107,12 +107,18 @@ def admit_order(
     client_ip = canonical(client_ip)
     if cred.kind is CredentialKind.API_TOKEN:
         check_allowlist(cred, client_ip)
+    registered = ", ".join(str(ip) for ip in registration.ordered_ips) or "none"
     if client_ip not in registration.ips:
-        raise Refused(Reason.IP_NOT_REGISTERED, STATIC_IP_BLOCKED)
+        # The address the gateway saw is what an operator needs: behind NAT or a proxy it is
+        # rarely the one the client believes it has.
+        raise Refused(
+            Reason.IP_NOT_REGISTERED,
+            f"{STATIC_IP_BLOCKED}: the order came from {client_ip}, which is not a registered "
+            f"IP of this account; registered IPs: {registered}",
+        )
     if cred.kind is CredentialKind.API_TOKEN:
         return cred
     if canonical(cred.created_ip) != client_ip:
-        registered = ", ".join(str(ip) for ip in registration.ordered_ips)
         raise Refused(
             Reason.SESSION_IP_MISMATCH,
             f"{STATIC_IP_BLOCKED}: this session was created from {canonical(cred.created_ip)} "

@@ -29,6 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
 
+from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from rules.decisions import Reason, Refuse, Refused
@@ -267,6 +268,12 @@ class KotakDialect(Dialect):
 
     def envelope(self, refuse: Refuse) -> dict[str, Any]:
         return envelope(refuse)
+
+    def refusal(self, refuse: Refuse, extra: Mapping[str, Any] | None = None) -> web.Response:
+        response = super().refusal(refuse, extra)
+        if refuse.reason in FIXED_MESSAGES:  # the body is Kotak's, byte for byte: guide aside
+            response.headers["X-Gateway-Reason"] = refuse.message
+        return response
 
     def order_ids(self, route: Route, body: bytes) -> list[str]:
         answer = decode_answer(body)

@@ -124,6 +124,29 @@ async def quotes(request: web.Request) -> web.Response:
     return json_response(answer)
 
 
+# The read routes of neo_api_client's settings.py (order book, trades, positions, holdings,
+# margin, limits, scrip master, quotes, option chain, history), answered by ``echo``; any other
+# path under Kotak's prefixes is a 404 in Kotak's envelope.
+READS = (
+    "/quick/order/history",
+    "/quick/user/orders",
+    "/quick/user/trades",
+    "/quick/user/check-margin",
+    "/quick/user/limits",
+    "/portfolio/v2/positions",
+    "/portfolio/v1/holdings",
+    "/script-details/1.0/masterscrip/file-paths",
+    "/script-details/1.0/{tail:.*}",
+    "/market-data/1.0/watchlist/expiries",
+    "/market-data/1.0/watchlist/option-chain",
+    "/market-data/1.0/historical/details",
+)
+
+
+async def not_found(request: web.Request) -> web.Response:
+    return error(404, f"no such API: {request.method} {request.path}", status=404)
+
+
 async def echo(request: web.Request) -> web.Response:
     return json_response(
         {
@@ -143,5 +166,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/quick/order/bo/exit", cancel)
     router.add_get("/login/1.0/get-client-ip", client_ip)
     router.add_get("/script-details/1.0/quotes/neosymbol/{symbols}/{quote_type}", quotes)
+    for template in READS:
+        router.add_route("*", template, echo)
     for prefix in _PREFIXES:
-        router.add_route("*", f"/{prefix}/{{tail:.*}}", echo)
+        router.add_route("*", f"/{prefix}/{{tail:.*}}", not_found)

@@ -132,6 +132,31 @@ async def algo_place(request: web.Request) -> web.Response:
     return json_response(algo, 201)
 
 
+# Paradex's read routes (docs.paradex.trade api/prod: account, markets, orders, fills,
+# positions, balances), answered by ``echo``; any other /v1/ path is a 404 in its envelope.
+READS = (
+    "/v1/account",
+    "/v1/account/{tail:.*}",
+    "/v1/markets",
+    "/v1/markets/{tail:.*}",
+    "/v1/orders",
+    "/v1/orders/{tail:.*}",
+    "/v1/orders-history",
+    "/v1/fills",
+    "/v1/positions",
+    "/v1/balance",
+    "/v1/algo/orders",
+    "/v1/algo/orders/{tail:.*}",
+    "/v1/block-trades",
+    "/v1/block-trades/{tail:.*}",
+    "/v1/system/{tail:.*}",
+)
+
+
+async def not_found(request: web.Request) -> web.Response:
+    return error("NOT_FOUND", f"no such API: {request.method} {request.path}", status=404)
+
+
 async def echo(request: web.Request) -> web.Response:
     return json_response({"path": request.path, "user_id": user_id(request)})
 
@@ -143,4 +168,6 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_delete("/v1/orders/{order_id}", cancel)
     router.add_post("/v1/algo/orders", algo_place)
     router.add_delete("/v1/algo/orders/{order_id}", cancel)
-    router.add_route("*", "/v1/{tail:.*}", echo)
+    for template in READS:
+        router.add_route("*", template, echo)
+    router.add_route("*", "/v1/{tail:.*}", not_found)

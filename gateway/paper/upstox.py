@@ -233,6 +233,57 @@ async def ltp(request: web.Request) -> web.Response:
     return json_response({"status": "success", "data": data})
 
 
+# Upstox's read routes (upstox.com/developer/api-documentation; the SDK's api modules), each
+# answered by ``echo``: which path arrived, for which account.  Any other path is a 404, as at
+# the broker, so a typo is not mistaken for a working route.
+READS = (
+    "/v2/login/authorization/token",
+    "/v2/logout",
+    "/v2/user/profile",
+    "/v2/user/get-funds-and-margin",
+    "/v3/user/get-funds-and-margin",
+    "/v2/user/kill-switch",
+    "/v2/user/payments/{tail:.*}",
+    "/v2/order/details",
+    "/v2/order/history",
+    "/v2/order/retrieve-all",
+    "/v2/order/trades",
+    "/v2/order/trades/get-trades-for-day",
+    "/v3/order/gtt",
+    "/v3/order/gtt/{gtt_id}",
+    "/v2/portfolio/long-term-holdings",
+    "/v3/portfolio/long-term-holdings",
+    "/v2/portfolio/short-term-positions",
+    "/v3/portfolio/mtf-positions",
+    "/v2/portfolio/convert-position",
+    "/v2/charges/{tail:.*}",
+    "/v2/trade/profit-loss/{tail:.*}",
+    "/v2/market-quote/quotes",
+    "/v2/market-quote/ohlc",
+    "/v3/market-quote/ohlc",
+    "/v3/market-quote/option-greek",
+    "/v2/historical-candle/{tail:.*}",
+    "/v3/historical-candle/{tail:.*}",
+    "/v2/expired-instruments/{tail:.*}",
+    "/v2/option/contract",
+    "/v2/option/chain",
+    "/v2/market/{tail:.*}",
+    "/v2/feed/{tail:.*}",
+    "/v3/feed/{tail:.*}",
+    "/v2/instruments/search",
+    "/v2/mf/{tail:.*}",
+    "/v2/ipos",
+    "/v2/ipos/{tail:.*}",
+    "/v2/news",
+    "/v2/fundamentals/{tail:.*}",
+)
+
+
+async def not_found(request: web.Request) -> web.Response:
+    # UDAPI9404 is the gateway's number for "not found": Upstox publishes no code of its own
+    return error("UDAPI9404", f"no such API: {request.method} {request.path}", status=404)
+
+
 async def echo(request: web.Request) -> web.Response:
     return json_response(
         {"status": "success", "data": {"path": request.path, "user_id": user_id(request)}}
@@ -251,5 +302,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/v3/order/gtt/place", gtt_place)
     router.add_put("/v3/order/gtt/modify", gtt_change)
     router.add_delete("/v3/order/gtt/cancel", gtt_change)
-    router.add_route("*", "/v2/{tail:.*}", echo)
-    router.add_route("*", "/v3/{tail:.*}", echo)
+    for template in READS:
+        router.add_route("*", template, echo)
+    router.add_route("*", "/v2/{tail:.*}", not_found)
+    router.add_route("*", "/v3/{tail:.*}", not_found)

@@ -22,7 +22,10 @@ async def test_order_from_an_unregistered_ip_is_refused_and_nothing_goes_upstrea
 
     assert reply.status == 403
     assert reply.error_code == "UDAPI1154"
-    assert reply.message == BLOCKED
+    assert reply.message == (
+        f"{BLOCKED}: the order came from 127.0.0.4, which is not a registered IP of this"
+        " account; registered IPs: 127.0.0.2"
+    )
     assert await gw.upstream_orders() == []
     assert [r for r in await gw.upstream_requests() if "/order/" in r["path"]] == []
 

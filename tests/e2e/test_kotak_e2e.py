@@ -156,6 +156,9 @@ async def test_unregistered_ip_gets_kotaks_100008_body(gw: Harness, kotak: Kotak
 
     assert reply.status == 403
     assert reply.body == NOT_REGISTERED
+    # Kotak's body is fixed; the guidance (the address seen, the registered ones) is a header.
+    reason = reply.headers["X-Gateway-Reason"]
+    assert "came from 127.0.0.4" in reason and "registered IPs: 127.0.0.2" in reason
     assert await gw.upstream_requests() == []
 
 
@@ -166,6 +169,7 @@ async def test_session_from_another_ip_gets_kotaks_1037_body(gw: Harness, kotak:
 
     assert reply.status == 403
     assert reply.body == SESSION_ELSEWHERE
+    assert "created from 127.0.0.2" in reply.headers["X-Gateway-Reason"]
     assert await gw.upstream_requests() == []
 
 

@@ -198,6 +198,8 @@ async def test_api_tokens_place_orders_from_registered_ips_inside_the_allowlist(
 
     assert inside.status == 201, inside.body
     assert (unregistered.status, unregistered.data["error"]) == (403, "IP_NOT_REGISTERED")
+    assert "came from 127.0.0.3" in unregistered.data["message"]
+    assert "registered IPs: 127.0.0.2" in unregistered.data["message"]
     assert (outside.status, outside.data["error"]) == (403, "CIDR_NOT_ALLOWED")
     assert len(await gw.upstream_orders()) == 1
 

@@ -463,3 +463,47 @@ async def test_background_task_moves_prices(aiohttp_client: AiohttpClient) -> No
             break
     else:
         pytest.fail("price never moved")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v2/nope", {"status": "error", "errors": [{"error_code": "UDAPI9404"}]}),
+        ("/v3/user/profil", {"status": "error", "errors": [{"error_code": "UDAPI9404"}]}),
+        ("/quick/user/nope", {"stCode": 404, "stat": "Not_Ok"}),
+        ("/portfolio/v9/x", {"stCode": 404, "stat": "Not_Ok"}),
+        ("/v1/nope", {"error": "NOT_FOUND"}),
+    ],
+)
+async def test_unknown_routes_are_404_in_the_dialects_envelope(
+    client: Client, path: str, body: dict[str, Any]
+) -> None:
+    response = await client.get(path)
+    answer = await response.json()
+    assert response.status == 404
+    for key, value in body.items():
+        if key == "errors":
+            assert answer["errors"][0]["error_code"] == "UDAPI9404"
+            assert path in answer["errors"][0]["message"]
+        else:
+            assert answer[key] == value
+    [received] = await requests(client)  # still recorded: the test can see what arrived
+    assert received["path"] == path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/user/get-funds-and-margin",
+        "/v2/portfolio/short-term-positions",
+        "/v2/order/retrieve-all",
+        "/v2/historical-candle/NSE_EQ|INE002A01018/day/2026-11-16",
+        "/quick/user/trades",
+        "/portfolio/v1/holdings",
+        "/v1/account",
+        "/v1/fills",
+    ],
+)
+async def test_the_brokers_read_routes_answer(client: Client, path: str) -> None:
+    response = await client.get(path)
+    assert response.status == 200

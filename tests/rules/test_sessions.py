@@ -218,8 +218,17 @@ def _refusal(credential: Credential, client: IPAddress, holder: str | None) -> R
 
 
 def test_messages() -> None:
-    assert _refusal(cred(), OTHER, "sess-1").refusal.message == STATIC_IP_BLOCKED
+    assert _refusal(cred(), OTHER, "sess-1").refusal.message == (
+        f"{STATIC_IP_BLOCKED}: the order came from 127.0.0.9, which is not a registered IP of"
+        " this account; registered IPs: 127.0.0.2, 127.0.0.3"
+    )
     assert STATIC_IP_BLOCKED == "Access to this API is blocked due to static IP restrictions"
+    with pytest.raises(Refused) as unregistered:
+        admit_order(cred(), now=NOW, client_ip=P, registration=Registration(), slot_holder="sess-1")
+    assert unregistered.value.refusal.message.endswith(
+        "the order came from 127.0.0.2, which is not a registered IP of this account;"
+        " registered IPs: none"
+    )
     assert _refusal(cred(), S, "sess-1").refusal.message == (
         "Access to this API is blocked due to static IP restrictions: this session was created "
         "from 127.0.0.2 but the order came from 127.0.0.3; registered IPs: 127.0.0.2, "
