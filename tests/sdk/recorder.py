@@ -15,6 +15,7 @@ calls every route of both SDKs.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -39,6 +40,8 @@ class Arrival:
     path: str
     query: tuple[tuple[str, str], ...]
     body: Any
+    # lowercased names; not compared by the sweep (the gateway sends its own identity headers)
+    headers: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def key(self) -> tuple[str, str, tuple[tuple[str, str], ...], Any]:
         """What the sweep compares.  An empty JSON object is no body: the Upstox SDK sends ``{}``
@@ -81,6 +84,7 @@ class Recorder:
                 request.path,
                 tuple(parse_qsl(request.query_string, keep_blank_values=True)),
                 parse_body(request.content_type, raw),
+                {name.lower(): value for name, value in request.headers.items()},
             )
         )
         if request.path.startswith(KOTAK_FILES):
