@@ -130,3 +130,66 @@ def kotak_methods() -> set[str]:
 
 def by_expect(rows: Iterable[Row], expect: Expect) -> list[str]:
     return sorted(row.name for row in rows if row.expect is expect)
+
+
+# The README's "SDK calls through the gateway" section is generated from the tables:
+# ``python -m tests.sdk.sweep_tables`` prints it, and ``test_sweep_tables.py`` checks the README
+# holds exactly that text.
+README_HEADING = "## SDK calls through the gateway"
+_GROUPS: list[tuple[str, Callable[[Row], bool]]] = [
+    ("Pass through unchanged", lambda r: r.expect is Expect.SAME and not r.public),
+    ("Public, no session (SPEC §2), unchanged", lambda r: r.expect is Expect.SAME and r.public),
+    (
+        "Converted, MARKET to LIMIT at the grid price (SPEC §6)",
+        lambda r: r.expect is Expect.CONVERTED,
+    ),
+    ("Answered by the gateway itself", lambda r: r.expect is Expect.GATEWAY),
+    ("Answered by the SDK from memory, nothing sent", lambda r: r.expect is Expect.LOCAL),
+]
+
+
+def readme_lines(title: str, rows: Iterable[Row]) -> list[str]:
+    rows = sorted(rows, key=lambda r: (r.owner, r.method))
+    lines = [f"**{title}**", ""]
+    for label, member in _GROUPS:
+        chosen = [r for r in rows if member(r)]
+        if not chosen:
+            continue
+        lines.append(f"- {label}:")
+        owners = dict.fromkeys(r.owner for r in chosen)
+        for owner in owners:
+            methods = ", ".join(f"`{r.method}`" for r in chosen if r.owner == owner)
+            lines.append(f"  - `{owner}`: {methods}")
+    skipped = [r for r in rows if r.expect is Expect.SKIP]
+    if skipped:
+        lines.append("- Not called:")
+        lines.extend(f"  - `{r.name}`: {r.reason}" for r in skipped)
+    return [*lines, ""]
+
+
+def readme_section() -> list[str]:
+    from .kotak_table import ROWS as KOTAK
+    from .upstox_table import ROWS as UPSTOX
+
+    intro = [
+        README_HEADING,
+        "",
+        "Every public method of both official SDKs is called by the test suite twice, straight",
+        "at a recording upstream and through the gateway as a trader from its registered IP, and",
+        "what arrives is compared (method, path, query, body): `tests/sdk/test_upstox_sweep.py`,",
+        "`tests/sdk/test_kotak_sweep.py`, from the tables in `tests/sdk/upstox_table.py` and",
+        "`tests/sdk/kotak_table.py`. A test fails when an installed SDK has a method the tables",
+        "lack. `*_with_http_info` variants send the same request as the method they wrap. This",
+        "list is generated from the tables (`python -m tests.sdk.sweep_tables`).",
+        "",
+    ]
+    return [
+        *intro,
+        *readme_lines("Upstox (`upstox-python-sdk`, module `upstox_client`)", UPSTOX),
+        *readme_lines("Kotak Neo (`kotakneoapi`, module `neo_api_client`, class `NeoAPI`)", KOTAK),
+    ]
+
+
+if __name__ == "__main__":
+    # Through the package: run as __main__ this module's Expect is not the tables' Expect.
+    print("\n".join(importlib.import_module("tests.sdk.sweep_tables").readme_section()))
