@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 KOTAK_FILES = "/files/"
 # One id for every placement: the direct call and the gateway's call then read the same answer.
@@ -115,3 +116,11 @@ class Recorder:
             files = [f"{self.base_url}{KOTAK_FILES}nse_cm.csv"]
             return {"data": {"filesPaths": files, "baseFolder": self.base_url + KOTAK_FILES}}
         return {"data": []}
+
+
+async def start_recorder(aiohttp_server: Any) -> Recorder:
+    """A recorder served by pytest-aiohttp's ``aiohttp_server`` fixture."""
+    recorder = Recorder()
+    server: TestServer = await aiohttp_server(recorder.app())
+    recorder.base_url = str(server.make_url("")).rstrip("/")
+    return recorder

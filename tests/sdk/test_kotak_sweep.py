@@ -24,9 +24,8 @@ import pytest
 from ..conftest import GatewayFactory
 from ..harness import Harness
 from .kotak_table import ROWS
-from .recorder import Recorder
+from .recorder import Recorder, start_recorder
 from .sweep_tables import RELIANCE_LTP, Ctx, Expect, Row
-from .test_upstox_sweep import start_recorder
 
 pytestmark = pytest.mark.sdk
 

@@ -13,8 +13,7 @@ import pytest
 
 from ..conftest import GatewayFactory
 from ..harness import Harness
-from .recorder import Recorder
-from .test_upstox_sweep import start_recorder
+from .recorder import Recorder, start_recorder
 
 pytestmark = pytest.mark.sdk
 

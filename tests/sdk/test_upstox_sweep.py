@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 import upstox_client
-from aiohttp.test_utils import TestServer
 from upstox_client.rest import ApiException
 
 from ..conftest import GatewayFactory
 from ..harness import Harness
-from .recorder import Recorder
+from .recorder import Recorder, start_recorder
 from .sweep_tables import RELIANCE_LTP, Ctx, Expect, Row
 from .upstox_table import RELIANCE, ROWS
 
@@ -40,13 +39,6 @@ def api_for(row: Row, host: str, token: str) -> Any:
     configuration.order_host = host
     configuration.access_token = token
     return getattr(upstox_client, row.owner)(upstox_client.ApiClient(configuration))
-
-
-async def start_recorder(aiohttp_server: Any) -> Recorder:
-    recorder = Recorder()
-    server: TestServer = await aiohttp_server(recorder.app())
-    recorder.base_url = str(server.make_url("")).rstrip("/")
-    return recorder
 
 
 @pytest.fixture
