@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import importlib
 import inspect
+import os
 import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -191,5 +192,6 @@ def readme_section() -> list[str]:
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("NEO_LOG_FILE_ENABLED", "false")  # no logs/ from importing the SDK
     # Through the package: run as __main__ this module's Expect is not the tables' Expect.
     print("\n".join(importlib.import_module("tests.sdk.sweep_tables").readme_section()))
