@@ -256,6 +256,7 @@ def create_app(
     app.router.add_post("/gateway/v1/session", session.create_session)
     app.router.add_delete("/gateway/v1/session", session.delete_session)
     app.router.add_post("/v2/login/authorization/token", session.upstox_token)
+    app.router.add_delete("/v2/logout", session.upstox_logout)
     app.router.add_get("/v2/user/ip", userip.get_ip)
     app.router.add_put("/v2/user/ip", userip.put_ip)
     analytics.add_routes(app.router)

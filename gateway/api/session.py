@@ -92,6 +92,14 @@ async def delete_session(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def upstox_logout(request: web.Request) -> web.StreamResponse:
+    """Upstox's ``DELETE /v2/logout`` (``LoginApi.logout``) ends the gateway session that sent
+    it, as ``DELETE /gateway/v1/session`` does, answered in Upstox's shape: forwarding it would
+    end nothing here, and behind a real broker it would end the broker's session instead."""
+    await delete_session(request)
+    return json_response({"status": "success", "data": True})
+
+
 async def upstox_token(request: web.Request) -> web.StreamResponse:
     """Upstox's ``POST /v2/login/authorization/token``: client_id/client_secret are the app's
     api_key/api_secret, so the Upstox SDK's LoginApi.token logs in unchanged."""

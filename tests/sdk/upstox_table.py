@@ -191,7 +191,14 @@ ROWS: list[Row] = [
     # LoginApi: the token route is the gateway's login (SPEC §5)
     row("LoginApi", "authorize", SKIP, reason=AUTHORIZE),
     row("LoginApi", "init_token_request_for_indie_user", SKIP, reason=INDIE_TOKEN),
-    call("LoginApi", "logout", SAME, A(V)),
+    # logout ends the gateway session that sent it (the next call with it is refused)
+    row(
+        "LoginApi",
+        "logout",
+        GATEWAY,
+        lambda a, c: a.logout(V),
+        check=lambda r, c: r.status == "success" and r.data is True,
+    ),
     row(
         "LoginApi",
         "token",
