@@ -50,6 +50,13 @@ class Placement:
 
     dut: int | None
     load: int | None
+    # a gateway's Redis server: with the process under test unless told otherwise
+    # (``benchmarks.profile --redis-core load``)
+    store: int | None = None
+
+    @property
+    def store_cpu(self) -> int | None:
+        return self.dut if self.store is None else self.store
 
     @classmethod
     def detect(cls) -> Placement:
@@ -253,7 +260,7 @@ def _start_gateway(
     store_url = f"sqlite:///{procs.workdir / 'gw.db'}"
     system: tuple[int, ...] = ()
     if spec.store == "redis":
-        store_url, redis_pid = _start_redis(procs, placement.dut)
+        store_url, redis_pid = _start_redis(procs, placement.store_cpu)
         system = (redis_pid,)
     port = free_port()
     config = gateways.config(procs.workdir, port, up_url, store_url, spec.many)
@@ -273,6 +280,8 @@ def _start_gateway(
     procs.check_alive()
     facts = {"upstream": impl, **facts, "store": spec.store, "workers": str(spec.workers)}
     facts["processes"] = str(len(cpu.tree(pid)))  # `--workers 2`: the parent serves too
+    if spec.store == "redis":
+        facts["store_url"] = store_url
     return Endpoint(HOST, port, pid, auth, facts, (up_pid,), system, identities)
 
 

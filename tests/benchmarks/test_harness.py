@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import gateways, httpwire, load, report, upstream
+from benchmarks import gateways, httpwire, load, profile, report, upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -198,3 +198,20 @@ def test_cpu_ratios_are_taken_within_a_run() -> None:
     assert comp["gateway-redis/gateway orders/s per busy core"]["min"] == pytest.approx(0.5)
     assert comp["gateway-redis/naive req/s"]["max"] == pytest.approx(0.4)
     assert "gateway-redis-many/gateway-redis req/s" not in comp
+
+
+def test_profile_counts_self_time_by_leaf_frame() -> None:
+    site = "/v/lib/python3.11/site-packages"
+    raw = "\n".join(
+        [
+            "run (x.py:1);admit (/w/gateway/stores/redis/admission.py:52) 3",
+            f"run (x.py:1);execute_command ({site}/redis/asyncio/client.py:610) 5",
+            f"run (x.py:1);pack_command ({site}/redis/asyncio/connection.py:700) 2",
+            "garbage line",
+        ]
+    )
+    functions, packages, total = profile.self_samples(raw)
+    assert total == 10
+    assert packages == {"gateway/stores/redis/admission": 3, "redis": 7}
+    assert functions["execute_command [redis]"] == 5
+    assert profile.package("/usr/lib/python3.11/json/decoder.py") == "stdlib"
