@@ -6,16 +6,17 @@
   whose static IP is 127.0.0.1, a session created from that IP holding its order slot, a pushed
   LTP (re-fetched from the fast upstream when older than ``ltp_max_age_s``), market orders
   converted, a rate limit high enough to admit everything but still counted.
+- ``gateway-redis``, ``gateway-redis-w2`` and the ``-many`` shapes: see ``gateways``.
 
-The process under test goes on the measured core; the fast upstream it forwards to shares the
-load core with the load generator, the same placement for both proxies.
+The process under test goes on the measured core, and so does the Redis server behind a
+gateway (its CPU is counted with the gateway's: ``Endpoint.system``); the fast upstream it
+forwards to shares the load core with the load generator, the same placement for both proxies.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import http.client
 import importlib.util
 import io
 import os
@@ -30,20 +31,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
+from benchmarks import cpu, gateways
 from benchmarks import upstream as fast_upstream
-from benchmarks.load import ORDER_BODY, ORDER_PATH
+from benchmarks.gateways import HOST, Headers, SetupError
 
-NAMES = ("upstream", "naive", "gateway")
-HOST = "127.0.0.1"
-ADMIN_TOKEN = "bench-admin-token"  # noqa: S105 (a throwaway gateway on loopback)
-USER_ID = "BENCH01"
+NAMES = ("upstream", "naive", *gateways.NAMES)
 START_TIMEOUT_S = 30.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class StartError(RuntimeError):
+class StartError(SetupError):
     pass
 
 
@@ -53,6 +50,13 @@ class Placement:
 
     dut: int | None
     load: int | None
+    # a gateway's Redis server: with the process under test unless told otherwise
+    # (``benchmarks.profile --redis-core load``)
+    store: int | None = None
+
+    @property
+    def store_cpu(self) -> int | None:
+        return self.dut if self.store is None else self.store
 
     @classmethod
     def detect(cls) -> Placement:
@@ -71,9 +75,13 @@ class Endpoint:
     host: str
     port: int
     pid: int
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: Headers = ()
     facts: dict[str, str] = field(default_factory=dict)
     helpers: tuple[int, ...] = ()  # the fast upstream behind a proxy
+    # processes that are part of the candidate besides ``pid`` (a gateway's Redis server)
+    system: tuple[int, ...] = ()
+    # one header set per account, orders spread round-robin over them (the -many shapes)
+    identities: tuple[Headers, ...] = ()
 
 
 def free_port() -> int:
@@ -186,100 +194,6 @@ def _wait_for_port(port: int, procs: _Processes, timeout: float = START_TIMEOUT_
     raise StartError(f"nothing listening on {HOST}:{port} after {timeout:.0f} s")
 
 
-def call(
-    port: int,
-    method: str,
-    path: str,
-    body: object = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP request from 127.0.0.1 (the client IP the benchmark registers)."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=10, source_address=(HOST, 0))
-    try:
-        payload = None if body is None else orjson.dumps(body)
-        sent = {"Content-Type": "application/json", **(headers or {})}
-        conn.request(method, path, body=payload, headers=sent)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
-def _expect(what: str, answer: tuple[int, dict[str, str], bytes], *statuses: int) -> bytes:
-    status, _, body = answer
-    if status not in statuses:
-        raise StartError(f"{what}: HTTP {status} {body[:300]!r}")
-    return body
-
-
-def _login(port: int, app: dict[str, str]) -> str:
-    body = _expect("login", call(port, "POST", "/gateway/v1/session", app), 200, 201)
-    token: str = orjson.loads(body)["data"]["access_token"]
-    return token
-
-
-def setup_gateway(port: int) -> tuple[tuple[str, str], dict[str, str]]:
-    """Account, app, static IP, a fresh session from it and a pushed LTP, per SPEC §5, §12."""
-    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    account = {"user_id": USER_ID, "name": "Benchmark"}
-    _expect("create account", call(port, "POST", "/admin/v1/accounts", account, admin), 201)
-    raw = _expect(
-        "create app", call(port, "POST", f"/admin/v1/accounts/{USER_ID}/apps", {}, admin), 201
-    )
-    app = orjson.loads(raw)
-    app = {"api_key": app["api_key"], "api_secret": app["api_secret"]}
-    token = _login(port, app)
-    bearer = {"Authorization": f"Bearer {token}"}
-    _expect("register IP", call(port, "PUT", "/v2/user/ip", {"primary_ip": HOST}, bearer), 200)
-    token = _login(port, app)  # the IP change invalidated the first session
-    ltp = {fast_upstream.INSTRUMENT: fast_upstream.LTP}
-    _expect("push LTP", call(port, "PUT", "/admin/v1/ltp", ltp, admin), 204)
-    auth = ("Authorization", f"Bearer {token}")
-    status, headers, body = call(
-        port, "POST", ORDER_PATH, orjson.loads(ORDER_BODY), {auth[0]: auth[1]}
-    )
-    if status != 200:
-        raise StartError(f"probe order: HTTP {status} {body[:300]!r}")
-    facts = {
-        "probe_status": str(status),
-        "order_type_sent": headers.get("x-gateway-order-type", ""),
-        "limit_price": headers.get("x-gateway-limit-price", ""),
-        "ltp": headers.get("x-gateway-ltp", ""),
-    }
-    if facts["order_type_sent"] != "LIMIT":
-        raise StartError(f"probe order was not converted to LIMIT: {headers}")
-    return auth, facts
-
-
-def _gateway_config(workdir: Path, port: int, upstream_url: str) -> Path:
-    path = workdir / "gateway.toml"
-    path.write_text(
-        f"""\
-[server]
-host = "{HOST}"
-port = {port}
-
-[admin]
-token = "{ADMIN_TOKEN}"
-
-[store]
-url = "sqlite:///{workdir / "gw.db"}"
-
-[upstream]
-upstox = "{upstream_url}"
-kotak = "{upstream_url}"
-paradex = "{upstream_url}"
-timeout_s = 5.0
-
-[rules]
-orders_per_second = 1000000
-market_orders = "convert"
-ltp_max_age_s = 2.0
-"""
-    )
-    return path
-
-
 def _start_upstream(procs: _Processes, impl: str, cpu: int | None) -> tuple[int, int]:
     port = free_port()
     if impl == "nginx":
@@ -319,6 +233,58 @@ def snapshot(ref: str, dest: Path) -> str:
     return commit
 
 
+def _start_redis(procs: _Processes, cpu: int | None) -> tuple[str, int]:
+    """A fresh ``redis-server`` for one measurement: its URL and pid."""
+    binary = gateways.redis_server()
+    if binary is None:
+        raise StartError("the Redis candidates need redis-server on PATH")
+    port = free_port()
+    pid = procs.start("redis", pinned(gateways.redis_command(binary, port, procs.workdir), cpu))
+    _wait_for_port(port, procs)
+    return f"redis://{HOST}:{port}/0?prefix=bench:", pid
+
+
+def _start_gateway(
+    procs: _Processes,
+    spec: gateways.GatewaySpec,
+    placement: Placement,
+    upstream: tuple[str, int, str],
+    gateway_src: Path | None,
+    accounts: int,
+) -> Endpoint:
+    """``upstream``: the fast upstream's URL, pid and implementation."""
+    up_url, up_pid, impl = upstream
+    base = gateway_command(gateway_src)
+    if base is None:
+        raise StartError("gateway.cli is not importable in this checkout")
+    store_url = f"sqlite:///{procs.workdir / 'gw.db'}"
+    system: tuple[int, ...] = ()
+    if spec.store == "redis":
+        store_url, redis_pid = _start_redis(procs, placement.store_cpu)
+        system = (redis_pid,)
+    port = free_port()
+    config = gateways.config(procs.workdir, port, up_url, store_url, spec.many)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["GATEWAY_ADMIN_TOKEN"] = gateways.ADMIN_TOKEN
+    args = _serve_args(tuple(base), config, gateway_src)
+    if spec.workers > 1:
+        args += ["--workers", str(spec.workers)]
+    pid = procs.start("gateway", pinned([*base, *args], placement.dut), env, gateway_src)
+    _wait_for_port(port, procs)
+    identities: tuple[Headers, ...] = ()
+    if spec.many:
+        identities, facts = gateways.setup_many(port, accounts)
+        auth: Headers = ()
+    else:
+        auth, facts = gateways.setup_one(port)
+    procs.check_alive()
+    facts = {"upstream": impl, **facts, "store": spec.store, "workers": str(spec.workers)}
+    facts["processes"] = str(len(cpu.tree(pid)))  # `--workers 2`: the parent serves too
+    if spec.store == "redis":
+        facts["store_url"] = store_url
+    return Endpoint(HOST, port, pid, auth, facts, (up_pid,), system, identities)
+
+
 @contextlib.contextmanager
 def running(
     name: str,
@@ -326,6 +292,7 @@ def running(
     placement: Placement,
     upstream: str = "auto",
     gateway_src: Path | None = None,
+    accounts: int = gateways.DEFAULT_ACCOUNTS,
 ) -> Iterator[Endpoint]:
     """Start candidate ``name`` (and its upstream) in ``workdir``; stop everything after."""
     impl = upstream_impl(upstream)
@@ -335,28 +302,18 @@ def running(
             port, pid = _start_upstream(procs, impl, placement.dut)
             yield Endpoint(HOST, port, pid, facts={"upstream": impl})
             return
+        spec = gateways.GatewaySpec.of(name)
+        if name != "naive" and spec is None:
+            raise StartError(f"unknown candidate {name!r}")
         up_port, up_pid = _start_upstream(procs, impl, placement.load)
         up_url = f"http://{HOST}:{up_port}"
-        port = free_port()
-        if name == "naive":
+        if spec is None:
+            port = free_port()
             cmd = [sys.executable, "-m", "benchmarks.naive_proxy", "--port", str(port)]
             pid = procs.start("naive", pinned([*cmd, "--upstream", up_url], placement.dut))
             _wait_for_port(port, procs)
             yield Endpoint(HOST, port, pid, facts={"upstream": impl}, helpers=(up_pid,))
             return
-        if name != "gateway":
-            raise StartError(f"unknown candidate {name!r}")
-        base = gateway_command(gateway_src)
-        if base is None:
-            raise StartError("gateway.cli is not importable in this checkout")
-        config = _gateway_config(workdir, port, up_url)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        env["GATEWAY_ADMIN_TOKEN"] = ADMIN_TOKEN
-        cmd = pinned([*base, *_serve_args(tuple(base), config, gateway_src)], placement.dut)
-        pid = procs.start("gateway", cmd, env, gateway_src)
-        _wait_for_port(port, procs)
-        auth, facts = setup_gateway(port)
-        procs.check_alive()
-        yield Endpoint(HOST, port, pid, (auth,), {"upstream": impl, **facts}, (up_pid,))
+        yield _start_gateway(procs, spec, placement, (up_url, up_pid, impl), gateway_src, accounts)
     finally:
         procs.stop_all()

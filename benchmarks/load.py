@@ -14,7 +14,10 @@
   demand up to ``--max-conns``; past that a request waits for a connection, and the wait counts.
 - ``closed``: a fixed set of keep-alive connections, each sending its next request as soon as
   the previous answer arrived (the throughput measurement). wrk does this when installed
-  (``wrk_command``); this asyncio version is the fallback.
+  (``wrk_command``); this asyncio version is the fallback, and the only one for ``--identities``.
+
+With ``--identities`` (the many-accounts shapes) request ``i`` carries the ``i``-th header set,
+round-robin, whatever connection it goes out on; every request is built before the clock starts.
 
 Each prints one JSON line (``LoadResult``) on stdout.
 """
@@ -34,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic
-from typing import Any, TypedDict, cast
+from typing import TypedDict, cast
 
 import uvloop
 
@@ -71,12 +74,18 @@ class Target:
     method: str = "POST"
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = ORDER_BODY
+    # one extra header set per account; the requests go round-robin over them
+    identities: tuple[tuple[tuple[str, str], ...], ...] = ()
 
-    def request(self) -> bytes:
+    def request(self, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
         lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
-        lines += [f"{name}: {value}" for name, value in self.headers]
+        lines += [f"{name}: {value}" for name, value in (*self.headers, *extra)]
         lines += ["Content-Type: application/json", f"Content-Length: {len(self.body)}"]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+
+    def requests(self) -> list[bytes]:
+        """Every distinct request, built once: one per identity, or the one request."""
+        return [self.request(extra) for extra in self.identities] or [self.request()]
 
 
 def percentiles_us(samples_s: Sequence[float]) -> dict[str, float]:
@@ -169,7 +178,7 @@ async def open_loop(
     drain_s: float = 5.0,
 ) -> LoadResult:
     loop = asyncio.get_running_loop()
-    request = target.request()
+    requests = target.requests()
     total = max(1, round(rate * duration))
     latencies: list[float] = []
     lags: list[float] = []
@@ -229,7 +238,7 @@ async def open_loop(
         await _wait_until(scheduled)
         conn = await acquire()
         lags.append(monotonic() - scheduled)
-        conn.send(request, scheduled)
+        conn.send(requests[i % len(requests)], scheduled)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(finished.wait(), drain_s)
     elapsed = monotonic() - t0
@@ -253,7 +262,8 @@ async def open_loop(
 
 
 async def closed_loop(target: Target, connections: int, duration: float) -> LoadResult:
-    request = target.request()
+    requests = target.requests()
+    sent = 0
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     stopped = 0
@@ -268,13 +278,18 @@ async def closed_loop(target: Target, connections: int, duration: float) -> Load
         if stopped >= connections:
             finished.set()
 
+    def send(conn: _Conn, now: float) -> None:
+        nonlocal sent
+        conn.send(requests[sent % len(requests)], now)
+        sent += 1
+
     def on_response(conn: _Conn, status: int, now: float) -> None:
         nonlocal last
         latencies.append(now - conn.started)
         statuses[status] += 1
         last = now
         if now < deadline:
-            conn.send(request, now)
+            send(conn, now)
         else:
             stop_one()
 
@@ -291,7 +306,7 @@ async def closed_loop(target: Target, connections: int, duration: float) -> Load
     t0 = monotonic()
     deadline = t0 + duration
     for conn in conns:
-        conn.send(request, monotonic())
+        send(conn, monotonic())
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(finished.wait(), duration + 5.0)
     for conn in conns:
@@ -312,70 +327,15 @@ async def closed_loop(target: Target, connections: int, duration: float) -> Load
     )
 
 
-_WRK_DONE = """
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
-    '"status":%d,"timeout":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%f}\\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max, latency.mean))
-end
-"""
-
-
-def _lua_string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def wrk_script(target: Target, path: Path) -> Path:
-    lines = [f"wrk.method = {_lua_string(target.method)}"]
-    lines.append(f"wrk.body = {_lua_string(target.body.decode())}")
-    headers = (*target.headers, ("Content-Type", "application/json"))
-    lines += [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers]
-    path.write_text("\n".join(lines) + "\n" + _WRK_DONE)
-    return path
-
-
-def wrk_command(
-    wrk: str, target: Target, script: Path, connections: int, duration: float
-) -> list[str]:
-    return [
-        wrk,
-        "-t1",
-        f"-c{connections}",
-        f"-d{max(1, round(duration))}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(script),
-        f"http://{target.host}:{target.port}{target.path}",
-    ]
-
-
-def parse_wrk(stdout: str) -> LoadResult:
-    line = next(x for x in stdout.splitlines() if x.startswith("WRKJSON "))
-    raw: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
-    elapsed = raw["duration_us"] / 1e6
-    errors = sum(raw[k] for k in ("connect", "read", "write", "status", "timeout"))
-    return LoadResult(
-        tool="wrk",
-        mode="closed",
-        requests=raw["requests"],
-        errors=errors,
-        statuses={},
-        elapsed_s=elapsed,
-        rps=raw["requests"] / elapsed,
-        latency_us={k: float(raw[k]) for k in ("p50", "p90", "p99", "p999", "max", "mean")},
-    )
-
-
 def _target(args: argparse.Namespace) -> Target:
     headers = tuple(
         (name.strip(), value.strip()) for name, _, value in (h.partition(":") for h in args.header)
     )
-    return Target(args.host, args.port, args.path, headers=headers)
+    identities: tuple[tuple[tuple[str, str], ...], ...] = ()
+    if args.identities is not None:
+        raw = json.loads(args.identities.read_text())
+        identities = tuple(tuple((str(k), str(v)) for k, v in one) for one in raw)
+    return Target(args.host, args.port, args.path, headers=headers, identities=identities)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -385,6 +345,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", default=ORDER_PATH)
     parser.add_argument("--header", action="append", default=[], help="'Name: value'")
+    parser.add_argument(
+        "--identities",
+        type=Path,
+        help="JSON [[[name, value], ...], ...]: header sets the requests go round-robin over",
+    )
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--max-conns", type=int, default=128)

@@ -21,15 +21,24 @@ TARGET_RPS_RATIO = 1.0
 TARGET_P50_US = 200.0
 TARGET_P99_US = 500.0
 
+
+def _field(key: str) -> Callable[[Json], float]:
+    """A result's number; NaN (left out of every summary) where an older result lacks it."""
+    return lambda r: float(r.get(key, math.nan))
+
+
 _METRICS: tuple[tuple[str, str, Callable[[Json], float]], ...] = (
     ("closed", "rps", lambda r: float(r["rps"])),
     ("closed", "p50_us", lambda r: float(r["latency_us"]["p50"])),
     ("closed", "p99_us", lambda r: float(r["latency_us"]["p99"])),
-    ("closed", "cpu_us_per_req", lambda r: float(r["cpu_us_per_req"])),
+    ("closed", "cpu_us_per_req", _field("cpu_us_per_req")),
+    ("closed", "store_cpu_us_per_req", _field("store_cpu_us_per_req")),
+    ("closed", "orders_per_core", _field("orders_per_core")),
     ("open", "p50_us", lambda r: float(r["latency_us"]["p50"])),
     ("open", "p99_us", lambda r: float(r["latency_us"]["p99"])),
     ("open", "p999_us", lambda r: float(r["latency_us"]["p999"])),
-    ("open", "cpu_us_per_req", lambda r: float(r["cpu_us_per_req"])),
+    ("open", "cpu_us_per_req", _field("cpu_us_per_req")),
+    ("open", "store_cpu_us_per_req", _field("store_cpu_us_per_req")),
 )
 
 
@@ -71,6 +80,24 @@ def _latency(pct: str) -> Callable[[Json], float]:
     return lambda r: float(r["latency_us"][pct])
 
 
+def reference(name: str) -> str | None:
+    """What a gateway variant is read against: its one-account self for a ``-many`` shape,
+    else the SQLite gateway; None for the three original candidates."""
+    if name.endswith("-many"):
+        return name.removesuffix("-many")
+    if name.startswith("gateway-"):
+        return "gateway"
+    return None
+
+
+def _ratio(
+    out: Json, runs: Runs, a: str, b: str, phase: str, key: str, get: Callable[[Json], float]
+) -> None:
+    pairs = [(x, y) for x, y in _paired(runs, a, b, phase, get) if y and math.isfinite(x / y)]
+    if pairs:
+        out[f"{a}/{b} {key}"] = spread(x / y for x, y in pairs)
+
+
 def comparisons(runs: Runs) -> Json:
     """Per-run ratios and deltas, each summarised as median and min–max."""
 
@@ -79,13 +106,20 @@ def comparisons(runs: Runs) -> Json:
 
     out: Json = {}
     for a, b in (("gateway", "naive"), ("gateway", "upstream"), ("naive", "upstream")):
-        pairs = _paired(runs, a, b, "closed", rps)
-        if pairs:
-            out[f"{a}/{b} req/s"] = spread(x / y for x, y in pairs)
+        _ratio(out, runs, a, b, "closed", "req/s", rps)
         for pct in ("p50", "p99", "p999"):
             pairs = _paired(runs, a, b, "open", _latency(pct))
             if pairs:
                 out[f"{a}-{b} open {pct} us"] = spread(x - y for x, y in pairs)
+    for name in runs:
+        ref = reference(name)
+        if ref is None:
+            continue
+        _ratio(out, runs, name, "naive", "closed", "req/s", rps)
+        _ratio(out, runs, name, ref, "closed", "req/s", rps)
+        _ratio(out, runs, name, ref, "closed", "CPU per order", _field("cpu_us_per_req"))
+        _ratio(out, runs, name, ref, "closed", "orders/s per busy core", _field("orders_per_core"))
+        _ratio(out, runs, name, ref, "open", "CPU per order (open)", _field("cpu_us_per_req"))
     return out
 
 
@@ -119,7 +153,7 @@ def targets(comp: Json) -> list[Json]:
 
 
 def _fmt(stat: Json, digits: int = 0, unit: str = "") -> str:
-    if stat.get("median") is None:
+    if not stat or stat.get("median") is None:
         return "n/a"
     med, lo, hi = stat["median"], stat["min"], stat["max"]
     if stat["n"] == 1:
@@ -140,22 +174,27 @@ def markdown(doc: Json) -> str:
         f"{cfg['runs']} run(s) per candidate, interleaved, fresh processes each time. "
         f"Gateway: {cfg.get('gateway', 'work tree')}.",
         "",
-        "Median (min–max) over runs. Latency in µs; CPU is the process under test only.",
+        "Median (min–max) over runs. Latency in µs. CPU µs/req counts every process of the "
+        "candidate (a gateway's workers and its Redis server), not the upstream; of it, the "
+        "Redis server's share is the store column. Orders/s per busy core: orders per "
+        "CPU-second of those processes.",
         "",
-        "| candidate | req/s | closed p50 | closed p99 | CPU µs/req (closed) "
-        "| open p50 | open p99 | open p99.9 | CPU µs/req (open) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| candidate | req/s | closed p50 | closed p99 | CPU µs/req (closed) | store µs/req "
+        "| orders/s per busy core | open p50 | open p99 | open p99.9 | CPU µs/req (open) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in doc["summary"].items():
         c, o = s["closed"], s["open"]
+        store, per_core = c.get("store_cpu_us_per_req", {}), c.get("orders_per_core", {})
         lines.append(
             f"| {name} | {_fmt(c['rps'])} | {_fmt(c['p50_us'])} | {_fmt(c['p99_us'])} "
-            f"| {_fmt(c['cpu_us_per_req'])} | {_fmt(o['p50_us'])} | {_fmt(o['p99_us'])} "
+            f"| {_fmt(c['cpu_us_per_req'])} | {_fmt(store)} | {_fmt(per_core)} "
+            f"| {_fmt(o['p50_us'])} | {_fmt(o['p99_us'])} "
             f"| {_fmt(o['p999_us'])} | {_fmt(o['cpu_us_per_req'])} |"
         )
     lines += ["", "Within-run comparisons, median (min–max):", ""]
     for key, stat in doc["comparisons"].items():
-        digits, unit = (2, "×") if key.endswith("req/s") else (0, " µs")
+        digits, unit = (2, "×") if "/" in key else (0, " µs")
         lines.append(f"- {key.replace(' us', '')}: {_fmt(stat, digits, unit)}")
     lines += ["", "Targets:", ""]
     for t in doc["targets"]:

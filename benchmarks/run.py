@@ -25,11 +25,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import candidates, cpu, load, report, upstream
+from benchmarks import candidates, cpu, gateways, load, report, upstream, wrk
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUIET_WINDOW_S = 0.5
 QUIET_CORES = 0.1  # other processes' CPU, in cores, under which a measurement may start
+QUICK_ACCOUNTS = 20
 
 
 def _options(argv: list[str] | None) -> argparse.Namespace:
@@ -42,12 +43,18 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=32, help="closed-loop connections")
     p.add_argument("--max-conns", type=int, default=128, help="open-loop connection cap")
     p.add_argument("--phases", default="closed,open")
+    p.add_argument(
+        "--accounts",
+        type=int,
+        default=gateways.DEFAULT_ACCOUNTS,
+        help="accounts of the -many shapes (each with its own static IP)",
+    )
     p.add_argument("--closed-tool", choices=("auto", "wrk", "asyncio"), default="auto")
     p.add_argument("--upstream", choices=("auto", "nginx", "asyncio"), default="auto")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     p.add_argument("--out-dir", type=Path)
     p.add_argument("--name", help="result file stem (default latest; quick with --quick)")
-    p.add_argument("--max-minutes", type=float, default=30.0, help="stop starting new runs")
+    p.add_argument("--max-minutes", type=float, default=60.0, help="stop starting new runs")
     p.add_argument("--keep-workdir", action="store_true")
     p.add_argument(
         "--gateway-ref",
@@ -60,16 +67,19 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
         help="seconds to wait for other processes to go idle before each measurement",
     )
     p.add_argument(
-        "--quick", action="store_true", help="smoke test: 1 run, 1 s, 100 orders/s, 8 conns"
+        "--quick",
+        action="store_true",
+        help="smoke test: 1 run, 1 s, 100 orders/s, 8 conns, 20 accounts",
     )
     args = p.parse_args(argv)
     if args.quick:
         args.runs, args.duration, args.warmup = 1, 1.0, 0.3
         args.rate, args.connections, args.quiet_wait = 100.0, 8, 0.0
+        args.accounts = min(args.accounts, QUICK_ACCOUNTS)
     args.name = args.name or ("quick" if args.quick else "latest")
     args.out_dir = args.out_dir or (RESULTS / "tmp" if args.quick else RESULTS)
-    if args.runs < 1 or args.duration <= 0 or args.rate <= 0 or args.connections < 1:
-        p.error("--runs, --duration, --rate and --connections must be positive")
+    if min(args.runs, args.connections, args.accounts) < 1 or min(args.duration, args.rate) <= 0:
+        p.error("--runs, --duration, --rate, --connections and --accounts must be positive")
     return args
 
 
@@ -142,10 +152,10 @@ class Bench:
         self.placement = (
             candidates.Placement(None, None) if args.no_pin else candidates.Placement.detect()
         )
-        wrk = shutil.which("wrk")
-        if args.closed_tool == "wrk" and wrk is None:
+        wrk_binary = shutil.which("wrk")
+        if args.closed_tool == "wrk" and wrk_binary is None:
             raise SystemExit("--closed-tool wrk: wrk is not installed")
-        self.wrk = wrk if args.closed_tool in ("auto", "wrk") else None
+        self.wrk = wrk_binary if args.closed_tool in ("auto", "wrk") else None
         self.gateway_src: Path | None = None
         self.gateway_version = "work tree"
         if args.gateway_ref:
@@ -159,16 +169,20 @@ class Bench:
         args = self.args
         target = load.Target(ep.host, ep.port, headers=ep.headers)
         timeout = duration + 30.0
-        if phase == "closed" and self.wrk is not None:
-            script = load.wrk_script(target, workdir / "wrk.lua")
-            cmd = load.wrk_command(self.wrk, target, script, args.connections, duration)
-            return load.parse_wrk(_run_load(candidates.pinned(cmd, self.placement.load), timeout))
+        if phase == "closed" and self.wrk is not None and not ep.identities:
+            script = wrk.wrk_script(target, workdir / "wrk.lua")
+            cmd = wrk.wrk_command(self.wrk, target, script, args.connections, duration)
+            return wrk.parse_wrk(_run_load(candidates.pinned(cmd, self.placement.load), timeout))
         cmd = [sys.executable, "-m", "benchmarks.load", phase, "--host", ep.host]
         cmd += ["--port", str(ep.port), "--duration", str(duration)]
         cmd += ["--rate", str(args.rate), "--max-conns", str(args.max_conns)]
         cmd += ["--connections", str(args.connections)]
         for name, value in ep.headers:
             cmd += ["--header", f"{name}: {value}"]
+        if ep.identities:
+            identities = workdir / "identities.json"
+            identities.write_text(json.dumps(ep.identities))
+            cmd += ["--identities", str(identities)]
         out = _run_load(candidates.pinned(cmd, self.placement.load), timeout)
         result: load.LoadResult = json.loads(out.strip().splitlines()[-1])
         return result
@@ -188,20 +202,37 @@ class Bench:
         workdir = self.workroot / f"run{run}-{name}-{phase}"
         workdir.mkdir()
         with candidates.running(
-            name, workdir, self.placement, self.args.upstream, self.gateway_src
+            name,
+            workdir,
+            self.placement,
+            self.args.upstream,
+            self.gateway_src,
+            self.args.accounts,
         ) as ep:
             idle_busy = self._wait_quiet()
             if self.args.warmup > 0:
                 self._generate(phase, ep, self.args.warmup, workdir)
             ours = [cpu.own_cpu_s, *(lambda p=p: cpu.cpu_seconds(p) for p in ep.helpers)]
             cpu0, ours0 = cpu.cpu_seconds(ep.pid), sum(f() for f in ours)
+            store0 = sum(cpu.cpu_seconds(p) for p in ep.system)
             busy0, wall0 = cpu.system_busy_s(), time.monotonic()
             result: dict[str, Any] = dict(self._generate(phase, ep, self.args.duration, workdir))
             cpu_s, wall = cpu.cpu_seconds(ep.pid) - cpu0, time.monotonic() - wall0
-            others = cpu.system_busy_s() - busy0 - cpu_s - (sum(f() for f in ours) - ours0)
-        result["cpu_s"] = cpu_s
-        result["cpu_util"] = cpu_s / wall
-        result["cpu_us_per_req"] = cpu_s * 1e6 / max(1, result["requests"])
+            store_s = sum(cpu.cpu_seconds(p) for p in ep.system) - store0
+            others = (
+                cpu.system_busy_s() - busy0 - cpu_s - store_s - (sum(f() for f in ours) - ours0)
+            )
+        requests = max(1, result["requests"])
+        # Every process of the candidate: the process under test with its workers, and the
+        # Redis server behind a gateway (its share is also reported on its own).
+        result["process_cpu_s"] = cpu_s
+        result["cpu_s"] = cpu_s + store_s
+        result["cpu_util"] = (cpu_s + store_s) / wall
+        result["cpu_us_per_req"] = (cpu_s + store_s) * 1e6 / requests
+        if ep.system:
+            result["store_cpu_s"] = store_s
+            result["store_cpu_us_per_req"] = store_s * 1e6 / requests
+        result["orders_per_core"] = requests / (cpu_s + store_s) if cpu_s + store_s > 0 else 0.0
         result["background_cores"] = max(0.0, others / wall)
         result["busy_cores_before"] = idle_busy
         result["facts"] = ep.facts
@@ -268,11 +299,13 @@ def main(argv: list[str] | None = None) -> int:
             "rate": args.rate,
             "connections": args.connections,
             "max_conns": args.max_conns,
+            "accounts": args.accounts,
             "closed_tool": "wrk" if bench.wrk else "asyncio",
             "upstream": candidates.upstream_impl(args.upstream),
             "gateway": bench.gateway_version,
             "placement": (
-                f"process under test on CPU {bench.placement.dut}, load generator and the "
+                f"process under test (and a gateway's Redis server) on CPU {bench.placement.dut}, "
+                f"load generator and the "
                 f"proxies' upstream on CPU {bench.placement.load} (taskset)"
                 if bench.placement.dut is not None
                 else "unpinned"
