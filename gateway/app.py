@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from rules.decisions import Reason, Refuse
+from rules.decisions import Reason, Refuse, Refused
 from rules.routes import Match, Route, load_routes
 
 from . import admin
@@ -28,6 +28,7 @@ from .config import Config
 from .dialects.base import Dialect
 from .dialects.kotak import KotakDialect
 from .dialects.paradex import ParadexDialect
+from .edge import check_text
 from .dialects.upstox import UpstoxDialect
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
@@ -89,6 +90,10 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
                 "the path has encoded or relative segments; send the canonical path",
             ),
         )
+    try:
+        check_text(request)
+    except Refused as refused:
+        return _envelope_for(services, request.path, refused.refusal)
     response: web.StreamResponse = await handler(request)
     return response
 
