@@ -28,8 +28,8 @@ from .config import Config
 from .dialects.base import Dialect
 from .dialects.kotak import KotakDialect
 from .dialects.paradex import ParadexDialect
-from .edge import check_text
 from .dialects.upstox import UpstoxDialect
+from .edge import check_text
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
 from .metrics import Metrics

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from ..harness import Harness
+from aiohttp.test_utils import TestServer
 
 
 async def raw_request(
-    gw: Harness,
+    server: TestServer,
     method: str,
     target: str,
     headers: Mapping[str, bytes],
@@ -17,7 +17,7 @@ async def raw_request(
     *,
     ip: str = "127.0.0.1",
 ) -> tuple[int, bytes]:
-    host, port = gw.gateway.host, gw.gateway.port
+    host, port = server.host, server.port
     assert port is not None
     head = f"{method} {target} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n".encode()
     for name, value in headers.items():

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from hypothesis import event, example, given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from ..harness import Harness, Login, Reply
@@ -86,7 +86,9 @@ def converted(expected: Any, dialect: str, reply: Reply) -> Any:
         docs = [expected["jData"]]
     kinds = types.split(", ")
     converting = [
-        d for d in docs if d.get("order_type", d.get("pt", d.get("type"))) in ("MARKET", "SL-M", "MKT")
+        d
+        for d in docs
+        if d.get("order_type", d.get("pt", d.get("type"))) in ("MARKET", "SL-M", "MKT")
     ]
     assert len(converting) == len(kinds)
     for doc, kind, price in zip(converting, kinds, prices, strict=True):

@@ -22,11 +22,11 @@ def upstox_error(reply: Reply) -> bool:
 
 
 def kotak_error(reply: Reply) -> bool:
-    return reply.data["stat"] == "Not_Ok" and reply.data["stCode"] == 9400
+    return bool(reply.data["stat"] == "Not_Ok" and reply.data["stCode"] == 9400)
 
 
 def gateway_error(reply: Reply) -> bool:
-    return reply.data["error"] == "BAD_REQUEST"
+    return bool(reply.data["error"] == "BAD_REQUEST")
 
 
 async def last_audit(gw: Harness, login: Login) -> dict[str, Any]:
@@ -145,9 +145,7 @@ async def test_token_creation_refuses_a_lone_surrogate_name(gw: Harness) -> None
 
 async def test_a_query_parameter_that_is_not_utf8_is_refused(gw: Harness) -> None:
     trader = await gw.trader("127.0.0.2")
-    reply = await gw.request(
-        "DELETE", "/v2/order/cancel?order_id=%ED%A0%80", headers=trader.bearer
-    )
+    reply = await gw.request("DELETE", "/v2/order/cancel?order_id=%ED%A0%80", headers=trader.bearer)
     assert reply.status == 400 and upstox_error(reply)
     assert "'order_id' is not UTF-8" in reply.message
     assert await gw.upstream_requests() == []
@@ -155,11 +153,16 @@ async def test_a_query_parameter_that_is_not_utf8_is_refused(gw: Harness) -> Non
 
 @pytest.mark.parametrize("value", [b"Bearer \xff\xfe", b"\xed\xa0\x80"])
 async def test_a_header_value_that_is_not_utf8_is_refused(gw: Harness, value: bytes) -> None:
-    status, body = await raw_request(gw, "GET", "/v2/user/profile", {"Authorization": value})
+    status, body = await raw_request(
+        gw.gateway, "GET", "/v2/user/profile", {"Authorization": value}
+    )
     assert status == 400
     assert b"UDAPI9400" in body and b"the Authorization header is not UTF-8" in body
     assert await gw.upstream_requests() == []
     status, body = await raw_request(
-        gw, "GET", "/admin/v1/accounts", {"Authorization": f"Bearer {ADMIN_TOKEN}".encode(), "X-Note": value}
+        gw.gateway,
+        "GET",
+        "/admin/v1/accounts",
+        {"Authorization": f"Bearer {ADMIN_TOKEN}".encode(), "X-Note": value},
     )
     assert status == 400 and b'"error":"BAD_REQUEST"' in body
