@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from gateway.codec import decode_json, encode_json
+from gateway.codec import decode_json, encode_json, unencodable
 from gateway.dialects.base import Decoded, Dialect
 from gateway.dialects.kotak import KotakDialect, parse_jdata
 from gateway.dialects.paradex import ParadexDialect
@@ -84,6 +84,13 @@ def decodes_or_refuses(dialect: Dialect, method: str, path: str, body: bytes) ->
         assert is_4xx(decoded), decoded
         encode_json(dialect.envelope(decoded))
         return None
+    return decoded
+
+
+def as_decoded(doc: Any) -> Any:
+    """``doc`` as the codec hands it to a rules parser (which never sees what it refused)."""
+    decoded = attempt(lambda: decode_json(s.json_body(doc)))
+    assume(not isinstance(decoded, Refuse))
     return decoded
 
 
@@ -171,6 +178,7 @@ ip_text = st.one_of(
     st.booleans(),
 )
 def test_parse_ip_update_returns_or_refuses(body: Any, public_only: bool) -> None:
+    body = as_decoded(body)
     update = attempt(lambda: parse_ip_update(body, public_only=public_only))
     if isinstance(update, Refuse):
         assert is_4xx(update)
@@ -199,6 +207,7 @@ def test_parse_ip_update_returns_or_refuses(body: Any, public_only: bool) -> Non
     )
 )
 def test_parse_token_request_returns_or_refuses(body: Any) -> None:
+    body = as_decoded(body)
     request = attempt(lambda: parse_token_request(body))
     if isinstance(request, Refuse):
         assert is_4xx(request)
@@ -215,6 +224,7 @@ def test_parse_token_request_returns_or_refuses(body: Any) -> None:
     )
 )
 def test_parse_upstream_auth_returns_or_refuses(body: Any) -> None:
+    body = as_decoded(body)
     headers = attempt(lambda: parse_upstream_auth(body))
     if isinstance(headers, Refuse):
         assert is_4xx(headers)
@@ -225,6 +235,7 @@ def test_parse_upstream_auth_returns_or_refuses(body: Any) -> None:
 
 @given(st.lists(st.one_of(s.odd_text, st.ip_addresses().map(str)), max_size=3))
 def test_forwarded_headers_parse_or_refuse(values: list[str]) -> None:
+    assume(not any(unencodable(value) for value in values))  # the edge refused those
     for parse in (parse_forwarded, parse_x_forwarded_for):
         hops = attempt(lambda: parse(values))  # noqa: B023 (called at once)
         assert isinstance(hops, tuple) or is_4xx(hops)
