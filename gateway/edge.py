@@ -38,7 +38,7 @@ def check_text(request: web.Request) -> None:
     than the raw target it forwards.  Bodies are checked where they are parsed (``codec``).
     """
     for name, value in request.headers.items():
-        if not value.isascii() and unencodable(value):
+        if unencodable(value):
             raise Refused(Reason.BAD_REQUEST, f"the {name} header is not UTF-8 text")
     query = request.raw_path.partition("?")[2]
     if "%" not in query and query.isascii():

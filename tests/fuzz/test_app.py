@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import pytest
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from ..harness import Harness, Login, Reply
@@ -163,3 +163,41 @@ async def test_kotak_order_routes(
     body = data.draw(s.mutated(valid).map(s.jdata_form).flatmap(s.hostile_bytes))
     headers = {"Auth": trader.token, "Sid": trader.session_id}
     await check_one(gw, "kotak", "POST", path, body, headers, FORM)
+
+
+escaped = st.one_of(
+    st.text(max_size=8).map(lambda t: quote(t, safe="", errors="surrogatepass")),
+    st.sampled_from(["%FF", "%ED%A0%80", "%C3", "%00", "%25", "+", ""]),
+)
+
+
+@given(
+    st.sampled_from(
+        [
+            ("upstox", "DELETE", "/v2/order/cancel?order_id={}"),
+            ("upstox", "DELETE", "/v3/order/cancel?order_id={}"),
+            ("upstox", "DELETE", "/v2/order/cancel?order_id=1&order_id={}"),
+            ("paradex", "DELETE", "/v1/orders?market={}"),
+            ("paradex", "DELETE", "/v1/orders/{}"),
+            ("upstox", "GET", "/v2/order/details?order_id={}"),
+        ]
+    ),
+    escaped,
+)
+@example(("upstox", "DELETE", "/v2/order/cancel?order_id={}"), "%ED%A0%80")
+async def test_queries_and_path_ids(
+    gw: Harness, trader: Login, route: tuple[str, str, str], value: str
+) -> None:
+    dialect, method, template = route
+    path = template.format(value)
+    before = len(await gw.upstream_requests())
+    gw.clock.advance(1.1)
+    reply = await gw.request(method, path, headers=trader.bearer)
+    event(f"{reply.status}")
+    assert reply.status < 500, reply.body
+    forwarded = [r for r in (await gw.upstream_requests())[before:] if r["method"] == method]
+    if not forwarded:
+        assert 400 <= reply.status < 500, (reply.status, reply.body)
+        assert envelope_ok(dialect, reply), reply.body
+    else:
+        assert len(forwarded) == 1, forwarded
