@@ -52,11 +52,28 @@ BODIES: list[tuple[str, str, st.SearchStrategy[Any]]] = [
         "/admin/v1/accounts",
         st.fixed_dictionaries({"user_id": s.odd_text, "name": s.odd_text}),
     ),
+    (
+        "PUT",
+        "/admin/v1/accounts/{user}/ip",
+        st.fixed_dictionaries(
+            {"primary_ip": st.ip_addresses().map(str) | s.odd_text},
+            optional={"secondary_ip": st.ip_addresses().map(str)},
+        ),
+    ),
     ("PUT", "/admin/v1/ltp", st.dictionaries(s.odd_text, st.sampled_from(["1.5", "100"]))),
     (
         "PUT",
         "/admin/v1/accounts/{user}/upstream-auth/upstox",
-        st.fixed_dictionaries({"headers": st.dictionaries(s.odd_text, s.odd_text, max_size=2)}),
+        st.fixed_dictionaries(
+            {
+                "headers": st.dictionaries(
+                    st.sampled_from(["Authorization", "X-Api-Key", "Host"]) | s.odd_text,
+                    st.sampled_from(["Bearer abc", "k"]) | s.odd_text,
+                    min_size=1,
+                    max_size=2,
+                )
+            }
+        ),
     ),
 ]
 UPSTOX_ENVELOPE = ("/v2/user/ip", "/v2/login/authorization/token")
