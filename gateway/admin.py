@@ -135,7 +135,8 @@ async def push_ltp(request: web.Request) -> web.StreamResponse:
 async def audit_query(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     raw_limit = request.query.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 10_000:
+    # isascii: "²".isdigit() is True and int("²") raises (found by tests/fuzz)
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= 10_000:
         raise Refused(Reason.BAD_REQUEST, "limit must be an integer from 1 to 10000")
     records = await services.store.audit_query(
         user_id=request.query.get("user_id") or None, limit=int(raw_limit)

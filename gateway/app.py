@@ -28,6 +28,7 @@ from .clock import Clock, SystemClock
 from .config import Config
 from .dialects import create_dialects
 from .dialects.base import Dialect
+from .edge import check_text
 from .errors import Envelopes, Handler, error_boundary
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
@@ -72,6 +73,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             Reason.BAD_REQUEST,
             "the path has encoded or relative segments; send the canonical path",
         )
+    check_text(request)
     response: web.StreamResponse = await handler(request)
     return response
 

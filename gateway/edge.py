@@ -5,12 +5,15 @@ Shared by the pipeline and the gateway's own endpoints.
 
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
 from aiohttp import web
 
 from rules.clientip import client_ip as resolve_client_ip
 from rules.decisions import Reason, Refused
 from rules.types import IPAddress, IPNetwork
 
+from .codec import unencodable
 from .dialects.base import Dialect, Token
 from .services import Services, token_hash
 from .stores.base import Snapshot, StaleSnapshot
@@ -30,6 +33,32 @@ def client_ip(request: web.Request, trusted_proxies: tuple[IPNetwork, ...]) -> I
 def request_client_ip(request: web.Request, services: Services) -> IPAddress:
     """:func:`client_ip` for the gateway's own endpoints, which hold the app's services."""
     return client_ip(request, services.config.server.trusted_proxies)
+
+
+def check_text(request: web.Request) -> None:
+    """Refuse header values and query parameters that are not UTF-8 text (issue 15).
+
+    aiohttp keeps undecodable header bytes as lone surrogates (``surrogateescape``), which
+    fail later wherever the value is hashed, stored or forwarded; yarl turns undecodable
+    percent-escapes in the query into U+FFFD, so the gateway would decide on another value
+    than the raw target it forwards.  Bodies are checked where they are parsed (``codec``).
+    """
+    for name, value in request.headers.items():
+        if unencodable(value):
+            raise Refused(Reason.BAD_REQUEST, f"the {name} header is not UTF-8 text")
+    query = request.raw_path.partition("?")[2]
+    if "%" not in query and query.isascii():
+        return
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        try:
+            unquote_to_bytes(name.replace("+", " ")).decode("utf-8")
+            unquote_to_bytes(value.replace("+", " ")).decode("utf-8")
+        except UnicodeError as exc:
+            shown = name if len(name) <= 40 else name[:40] + "…"
+            raise Refused(
+                Reason.BAD_REQUEST, f"the query parameter {shown!r} is not UTF-8 text"
+            ) from exc
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

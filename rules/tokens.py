@@ -109,7 +109,7 @@ def parse_token_request(body: Any) -> TokenRequest:
             Reason.BAD_REQUEST, f"name must be a non-empty string of at most {MAX_NAME} characters"
         )
     kind = body.get("token_type", DEFAULT_TOKEN_TYPE)
-    if kind not in TOKEN_TYPES:
+    if not isinstance(kind, str) or kind not in TOKEN_TYPES:  # a list is unhashable
         raise Refused(
             Reason.BAD_REQUEST, f"token_type must be 'jwt' or 'api_key', got {_json(kind)}"
         )

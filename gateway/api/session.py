@@ -16,6 +16,7 @@ from rules.decisions import Reason, Refused
 from rules.sessions import Credential, session_expiry, slot_for
 from rules.types import CredentialKind, IPAddress
 
+from ..codec import parse_form
 from ..edge import read_body, request_client_ip
 from ..services import SERVICES, Services, token_hash
 from .common import (
@@ -105,12 +106,11 @@ async def upstox_token(request: web.Request) -> web.StreamResponse:
     api_key/api_secret, so the Upstox SDK's LoginApi.token logs in unchanged."""
     services = request.app[SERVICES]
     client_ip = request_client_ip(request, services)
-    await read_body(request, services.config.server.max_body_bytes)
-    form = await request.post()
+    form = parse_form(await read_body(request, services.config.server.max_body_bytes))
     fields = {}
     for name in ("client_id", "client_secret"):
-        values = form.getall(name, [])
-        if len(values) != 1 or not isinstance(values[0], str):
+        values = [value for key, value in form if key == name]
+        if len(values) != 1:
             raise Refused(Reason.BAD_REQUEST, f"{name} is required once")
         fields[name] = values[0]
     token, credential = await login(

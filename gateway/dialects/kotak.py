@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -37,7 +37,7 @@ from rules.orders import Conversion, OrderIntent
 from rules.routes import Route
 from rules.types import Action, Instrument, OrderType, Side
 
-from ..codec import decode_answer, decode_json, encode_json
+from ..codec import decode_answer, decode_json, encode_json, parse_form
 from .base import Decoded, Decoder, Dialect, OrderDoc, Token, single_header
 
 FORM = "application/x-www-form-urlencoded"
@@ -108,16 +108,6 @@ def envelope(refuse: Refuse) -> dict[str, Any]:
         "errMsg": FIXED_MESSAGES.get(refuse.reason, refuse.message),
         "stat": "Not_Ok",
     }
-
-
-def parse_form(body: bytes) -> list[tuple[str, str]]:
-    """An ``application/x-www-form-urlencoded`` body, strictly (UTF-8, ``name=value`` pairs)."""
-    try:
-        return parse_qsl(
-            body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, errors="strict"
-        )
-    except ValueError as exc:  # UnicodeDecodeError included
-        raise Refused(Reason.BAD_REQUEST, f"the body is not a valid form: {exc}") from exc
 
 
 def parse_jdata(body: bytes) -> dict[str, str | None]:

@@ -26,11 +26,13 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
+from gateway.edge import check_text
 from gateway.instruments import InstrumentMaster, sample_data, sample_master
 from gateway.paper import kotak, paradex, upstox
 from gateway.paper.common import json_response
 from gateway.paper.keys import PAPER, RECEIVED, PaperState, Received
 from gateway.paper.state import PriceBook
+from rules.decisions import Refused
 
 __all__ = ["create_paper_app", "run_paper_broker"]
 
@@ -56,6 +58,30 @@ def dialect_of(path: str) -> str:
     return "unknown"
 
 
+# orjson reads 1024 levels of nesting but writes only 254: a body nested deeper than the
+# request log can write back is kept as text and refused as unparsed.
+_MAX_DEPTH = 200
+
+
+def _depth(value: Any, limit: int = _MAX_DEPTH) -> bool:
+    """Whether ``value`` nests no deeper than ``limit``."""
+    if limit < 0:
+        return False
+    if isinstance(value, dict):
+        return all(_depth(v, limit - 1) for v in value.values())
+    if isinstance(value, list):
+        return all(_depth(v, limit - 1) for v in value)
+    return True
+
+
+def _loads(text: str | bytes) -> tuple[Any, bool]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None, False
+    return (value, True) if _depth(value) else (None, False)
+
+
 def _decode_body(raw: bytes, content_type: str) -> tuple[Any, bool]:
     if not raw:
         return None, True
@@ -64,14 +90,10 @@ def _decode_body(raw: bytes, content_type: str) -> tuple[Any, bool]:
         form = dict(parse_qsl(text, keep_blank_values=True))
         if "jData" not in form:
             return form, True
-        try:
-            return {"jData": orjson.loads(form["jData"])}, True
-        except orjson.JSONDecodeError:
-            return {"jData": form["jData"]}, False
-    try:
-        return orjson.loads(raw), True
-    except orjson.JSONDecodeError:
-        return text, False
+        jdata, parsed = _loads(form["jData"])
+        return {"jData": jdata if parsed else form["jData"]}, parsed
+    value, parsed = _loads(raw)
+    return (value, True) if parsed else (text, False)
 
 
 def _headers(request: web.Request) -> dict[str, str]:
@@ -90,8 +112,23 @@ def _query(request: web.Request) -> dict[str, str | list[str]]:
     return query
 
 
+def _garbage(request: web.Request, message: str) -> web.Response:
+    """A 400 in the envelope of the dialect the path belongs to."""
+    dialect = dialect_of(request.path)
+    if dialect == "kotak":
+        return kotak.error(kotak.INVALID_INPUT, message)
+    if dialect == "paradex":
+        return paradex.error("VALIDATION_ERROR", message)
+    return upstox.error(upstox.INVALID_INPUT, message)
+
+
 @web.middleware
 async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        # headers and query text that its own log could not write back (a broker says 400)
+        check_text(request)
+    except Refused as refused:
+        return _garbage(request, refused.refusal.message)
     if request.path.startswith("/paper/"):
         return await handler(request)
     started = time.monotonic()

@@ -56,6 +56,7 @@ def test_cidrs_at_creation() -> None:
         ({"name": 7}, "name must be"),
         ({"token_type": "session"}, 'got "session"'),
         ({"token_type": None}, "got null"),
+        ({"token_type": ["jwt"]}, 'got ["jwt"]'),  # unhashable: found by tests/fuzz
         ({"expiry_duration": MIN_EXPIRY_S - 1}, "got 59"),
         ({"expiry_duration": MAX_EXPIRY_S + 1}, f"got {MAX_EXPIRY_S + 1}"),
         ({"expiry_duration": True}, "got true"),
