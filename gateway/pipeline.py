@@ -119,7 +119,9 @@ class Pipeline:
             trace.client_ip = str(ip)
             token = dialect.token(request.headers)
             if match is None and dialect.is_order_path(request.path):
-                snapshot = await identify(self.credentials, token, dialect)
+                # Authenticated first (issue 17): a dead token hears 401 here as a random one
+                # does, never which methods the path has.
+                snapshot = await self.authenticate(request, dialect, ip, token)
                 if snapshot.credential.kind is CredentialKind.ANALYTICS:
                     raise Refused(
                         Reason.READ_ONLY_TOKEN,
@@ -156,12 +158,14 @@ class Pipeline:
     ) -> web.StreamResponse:
         route = match.route
         rules = self.rules
-        body = await read_body(request, self.server.max_body_bytes)
+        body: bytes | None = None
         for _ in range(_MAX_STALE_RETRIES):
             snapshot = await identify(self.credentials, token, dialect, verify=False)
             trace.user_id = snapshot.account.user_id
             trace.session_id = snapshot.credential.session_id
             self._admit(snapshot, ip)
+            if body is None:  # read once admitted: nobody else learns even the body limit
+                body = await read_body(request, self.server.max_body_bytes)
             decoded = dialect.decode_request(match, body, request.raw_path)
             trace.original = [dict(doc.fields) for doc in decoded.docs]
             await self._rewrite(dialect, decoded, snapshot, token)
@@ -406,10 +410,21 @@ class Pipeline:
 
     # other routes ---------------------------------------------------------------------------
 
-    async def _other(
-        self, request: web.Request, dialect: Dialect, ip: IPAddress, token: Token
-    ) -> web.StreamResponse:
-        snapshot = await identify(self.credentials, token, dialect)
+    async def authenticate(
+        self,
+        request: web.Request,
+        dialect: Dialect,
+        ip: IPAddress | None = None,
+        token: Token | None = None,
+    ) -> Snapshot:
+        """A live credential of this dialect, allowed this method and path from this IP (an
+        API token's CIDRs, the analytics token's scope), else Refused: 401 for a missing,
+        unknown or dead token alike, then 403."""
+        if ip is None:
+            ip = client_ip(request, self.server.trusted_proxies)
+        snapshot = await identify(
+            self.credentials, token or dialect.token(request.headers), dialect
+        )
         credential = check_live(snapshot.credential, now=self.clock.now())
         check_scope(
             credential,
@@ -419,6 +434,12 @@ class Pipeline:
             registered=snapshot.registration.ips,
             table=default_table(),
         )
+        return snapshot
+
+    async def _other(
+        self, request: web.Request, dialect: Dialect, ip: IPAddress, token: Token
+    ) -> web.StreamResponse:
+        snapshot = await self.authenticate(request, dialect, ip, token)
         body = await read_body(request, self.server.max_body_bytes)
         payload, content_type = dialect.reencode_other(body, request.content_type)
         path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
