@@ -623,3 +623,25 @@ async def test_an_order_id_given_twice_is_refused_before_anything_goes_upstream(
     assert reply.status == status, reply.body
     assert len(await gw.upstream_requests()) == before
     assert world.a.user_id.encode() not in reply.body
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(("kind", "status"), [("none", 401), ("revoked", 401), ("other", 413)])
+async def test_an_order_body_over_the_limit_is_told_only_to_an_admitted_session(
+    world: World, kind: str, status: int
+) -> None:
+    gw = world.gw
+    credential = await _fresh(world, kind) if kind == "other" else world.credentials.get(kind)
+    ip = credential[2] if credential else "127.0.0.2"
+    headers = _headers("/v2/order/place", kind, credential)
+    big = b'{"tag":"' + b"x" * 70_000 + b'"}'  # over the default 64 KiB
+    before = len(await gw.upstream_requests())
+    reply = await gw.request(
+        "POST",
+        "/v2/order/place",
+        ip=ip,
+        data=big,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert reply.status == status, reply.body
+    assert len(await gw.upstream_requests()) == before
