@@ -121,7 +121,7 @@ class Pipeline:
             if match is None and dialect.is_order_path(request.path):
                 # Authenticated first (issue 17): a dead token hears 401 here as a random one
                 # does, never which methods the path has.
-                snapshot = await self.authenticate(request, dialect, ip, token)
+                snapshot = await self.authenticate(request, dialect)
                 if snapshot.credential.kind is CredentialKind.ANALYTICS:
                     raise Refused(
                         Reason.READ_ONLY_TOKEN,
@@ -131,7 +131,7 @@ class Pipeline:
                     Reason.METHOD_NOT_ALLOWED, f"{request.method} is not allowed on {request.path}"
                 )
             if match is None:
-                return await self._other(request, dialect, ip, token)
+                return await self._other(request, dialect)
             return await self._order(request, dialect, match, ip, token, trace, started)
         except Refused as refused:
             self._refused(refused.refusal, trace, match is not None)
@@ -410,21 +410,12 @@ class Pipeline:
 
     # other routes ---------------------------------------------------------------------------
 
-    async def authenticate(
-        self,
-        request: web.Request,
-        dialect: Dialect,
-        ip: IPAddress | None = None,
-        token: Token | None = None,
-    ) -> Snapshot:
+    async def authenticate(self, request: web.Request, dialect: Dialect) -> Snapshot:
         """A live credential of this dialect, allowed this method and path from this IP (an
         API token's CIDRs, the analytics token's scope), else Refused: 401 for a missing,
         unknown or dead token alike, then 403."""
-        if ip is None:
-            ip = client_ip(request, self.server.trusted_proxies)
-        snapshot = await identify(
-            self.credentials, token or dialect.token(request.headers), dialect
-        )
+        ip = client_ip(request, self.server.trusted_proxies)
+        snapshot = await identify(self.credentials, dialect.token(request.headers), dialect)
         credential = check_live(snapshot.credential, now=self.clock.now())
         check_scope(
             credential,
@@ -436,10 +427,8 @@ class Pipeline:
         )
         return snapshot
 
-    async def _other(
-        self, request: web.Request, dialect: Dialect, ip: IPAddress, token: Token
-    ) -> web.StreamResponse:
-        snapshot = await self.authenticate(request, dialect, ip, token)
+    async def _other(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
+        snapshot = await self.authenticate(request, dialect)
         body = await read_body(request, self.server.max_body_bytes)
         payload, content_type = dialect.reencode_other(body, request.content_type)
         path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
