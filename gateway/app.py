@@ -23,7 +23,7 @@ from rules.routes import Access, Match, Route
 
 from . import admin, http_guard
 from .api import analytics, family, session, tokens, userip
-from .api.common import json_response
+from .api.common import authenticated, json_response
 from .clock import Clock, SystemClock
 from .config import Config
 from .dialects import create_dialects
@@ -45,6 +45,10 @@ PIPELINE = web.AppKey("pipeline", Pipeline)
 ENVELOPES = web.AppKey("envelopes", Envelopes)
 METRICS = web.AppKey("metrics", Metrics)
 PAPER_URL = web.AppKey("paper_url", str)
+
+# The gateway's own API (sessions, families, apps, tokens): its unknown paths are refused
+# after authentication, as every dialect's are.
+GATEWAY_API = "/gateway/"
 
 # Encoded dots, slashes, NUL and backslashes, and empty or dot segments (SPEC §10).
 _UNSAFE_PATH = re.compile(r"%2e|%2f|%00|%5c|\\|//|(^|/)\.\.?(/|$)", re.IGNORECASE)
@@ -106,6 +110,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     method, path = request.method, request.path
     dialect = request.app[ENVELOPES].owner(path)
     if dialect is None:
+        if path.startswith(GATEWAY_API):  # the gateway's own API answers only a live credential
+            await authenticated(request)
         raise Refused(Reason.NOT_FOUND, f"no route {method} {path}")
     # Matched again, so an order route the router and the route table ever disagree on is
     # still handled as an order route (checked, or refused), never forwarded as a read.
@@ -115,8 +121,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if access is Access.PUBLIC:
             return await forward_public(services, request, dialect)
         # An order path with another method is the pipeline's 405 (after authentication);
-        # any other write under an order prefix is no route at all: 404, never forwarded.
+        # any other write under an order prefix is no route at all: 404, never forwarded,
+        # and said only to a live credential (issue 17: authenticate before anything answers).
         if access is Access.CLOSED and not dialect.is_order_path(path):
+            await request.app[PIPELINE].authenticate(request, dialect)
             raise Refused(
                 Reason.NOT_FOUND,
                 f"{method} {path} is not an order route the gateway knows; writes under an"

@@ -1,7 +1,8 @@
 """What the upstream learns about the account behind a request (SPEC §10).
 
 Either the gateway's identity headers (``X-Gateway-User-Id``, the session id and, with
-``upstream.shared_secret``, an HMAC signature over method, path, user id and timestamp), or,
+``upstream.shared_secret``, an HMAC signature over method, request target, user id,
+timestamp and the body's SHA-256), or,
 when the account has a stored upstream credential for the dialect, that credential instead: a
 real broker authenticates the account by it and never learns the gateway's ids.  Orders, read
 routes and the LTP fetched on an order's behalf all go through :func:`upstream_headers`.
@@ -20,14 +21,16 @@ def upstream_headers(
     snapshot: Snapshot,
     dialect: str,
     method: str,
-    path: str,
+    target: str,
     base: Mapping[str, str],
     *,
+    body: bytes | None,
     secret: str,
     clock: Clock,
 ) -> dict[str, str]:
     """``base`` (already allowlisted) plus the account's identity for the upstream; with a
-    ``secret`` (``upstream.shared_secret``) the identity is signed at ``clock``'s time."""
+    ``secret`` (``upstream.shared_secret``) the identity is signed at ``clock``'s time, over
+    the ``target`` (path and query) and ``body`` exactly as they are sent."""
     stored = snapshot.account.upstream_auth.get(dialect)
     if stored:
         names = {name.lower() for name in stored}
@@ -41,5 +44,5 @@ def upstream_headers(
     if secret:
         stamp = str(int(clock.now().timestamp()))
         headers["X-Gateway-Timestamp"] = stamp
-        headers["X-Gateway-Signature"] = sign(secret, method, path, user_id, stamp)
+        headers["X-Gateway-Signature"] = sign(secret, method, target, user_id, stamp, body or b"")
     return headers

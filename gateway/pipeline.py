@@ -119,7 +119,9 @@ class Pipeline:
             trace.client_ip = str(ip)
             token = dialect.token(request.headers)
             if match is None and dialect.is_order_path(request.path):
-                snapshot = await identify(self.credentials, token, dialect)
+                # Authenticated first (issue 17): a dead token hears 401 here as a random one
+                # does, never which methods the path has.
+                snapshot = await self.authenticate(request, dialect)
                 if snapshot.credential.kind is CredentialKind.ANALYTICS:
                     raise Refused(
                         Reason.READ_ONLY_TOKEN,
@@ -129,7 +131,7 @@ class Pipeline:
                     Reason.METHOD_NOT_ALLOWED, f"{request.method} is not allowed on {request.path}"
                 )
             if match is None:
-                return await self._other(request, dialect, ip, token)
+                return await self._other(request, dialect)
             return await self._order(request, dialect, match, ip, token, trace, started)
         except Refused as refused:
             self._refused(refused.refusal, trace, match is not None)
@@ -156,12 +158,14 @@ class Pipeline:
     ) -> web.StreamResponse:
         route = match.route
         rules = self.rules
-        body = await read_body(request, self.server.max_body_bytes)
+        body: bytes | None = None
         for _ in range(_MAX_STALE_RETRIES):
             snapshot = await identify(self.credentials, token, dialect, verify=False)
             trace.user_id = snapshot.account.user_id
             trace.session_id = snapshot.credential.session_id
             self._admit(snapshot, ip)
+            if body is None:  # read once admitted: nobody else learns even the body limit
+                body = await read_body(request, self.server.max_body_bytes)
             decoded = dialect.decode_request(match, body, request.raw_path)
             trace.original = [dict(doc.fields) for doc in decoded.docs]
             await self._rewrite(dialect, decoded, snapshot, token)
@@ -258,9 +262,9 @@ class Pipeline:
         # Proved current first (admit has not run yet): a quote fetched on the order's behalf
         # carries the account's identity or upstream credential as it is now.
         snapshot = await identify(self.credentials, token, dialect)
-        path = dialect.ltp_path(instrument)
+        path = dialect.ltp_path(instrument)  # signed with its query: the instrument asked for
         headers = self._identity(
-            snapshot, dialect, "GET", path.split("?", 1)[0], {"Accept": "application/json"}
+            snapshot, dialect, "GET", path, {"Accept": "application/json"}, body=None
         )
         resp = await self.upstream.send(dialect.name, "GET", path, headers, None)
         return dialect.parse_ltp(instrument, resp.body) if resp.status == 200 else None
@@ -280,25 +284,39 @@ class Pipeline:
             await self.clock.sleep(retry_after)
 
     def _identity(
-        self, snapshot: Snapshot, dialect: Dialect, method: str, path: str, base: dict[str, str]
+        self,
+        snapshot: Snapshot,
+        dialect: Dialect,
+        method: str,
+        target: str,
+        base: dict[str, str],
+        *,
+        body: bytes | None,
     ) -> dict[str, str]:
         return upstream_headers(
             snapshot,
             dialect.name,
             method,
-            path,
+            target,
             base,
+            body=body,
             secret=self.shared_secret,
             clock=self.clock,
         )
 
     def _upstream_headers(
-        self, request: web.Request, dialect: Dialect, snapshot: Snapshot
+        self,
+        request: web.Request,
+        dialect: Dialect,
+        snapshot: Snapshot,
+        target: str,
+        body: bytes | None,
     ) -> dict[str, str]:
-        """The dialect's allowlisted client headers plus the account's identity (SPEC §10)."""
+        """The dialect's allowlisted client headers plus the account's identity, signed over
+        the ``target`` and ``body`` that are sent (SPEC §10)."""
         allowed = dialect.forwarded_headers
         base = {name: value for name, value in request.headers.items() if name.lower() in allowed}
-        return self._identity(snapshot, dialect, request.method, request.path, base)
+        return self._identity(snapshot, dialect, request.method, target, base, body=body)
 
     async def _forward_order(
         self,
@@ -314,13 +332,13 @@ class Pipeline:
         metrics = self.metrics
         rules = self.rules
         body, content_type = dialect.encode(decoded)
-        headers = self._upstream_headers(request, dialect, snapshot)
+        path_qs = decoded.target  # the routed path and the rebuilt query (SPEC §10)
+        headers = self._upstream_headers(request, dialect, snapshot, path_qs, body or None)
         headers.update(
             dialect.algo_headers(snapshot.account.algo_id or rules.algo_id, rules.algo_name)
         )
         if content_type:
             headers["Content-Type"] = content_type
-        path_qs = decoded.target  # the routed path and the rebuilt query (SPEC §10)
         trace.decision = "admitted"
         overhead = time.perf_counter() - started
         request[SENT] = True  # from here on no answer may claim that nothing was sent
@@ -392,10 +410,12 @@ class Pipeline:
 
     # other routes ---------------------------------------------------------------------------
 
-    async def _other(
-        self, request: web.Request, dialect: Dialect, ip: IPAddress, token: Token
-    ) -> web.StreamResponse:
-        snapshot = await identify(self.credentials, token, dialect)
+    async def authenticate(self, request: web.Request, dialect: Dialect) -> Snapshot:
+        """A live credential of this dialect, allowed this method and path from this IP (an
+        API token's CIDRs, the analytics token's scope), else Refused: 401 for a missing,
+        unknown or dead token alike, then 403."""
+        ip = client_ip(request, self.server.trusted_proxies)
+        snapshot = await identify(self.credentials, dialect.token(request.headers), dialect)
         credential = check_live(snapshot.credential, now=self.clock.now())
         check_scope(
             credential,
@@ -405,12 +425,16 @@ class Pipeline:
             registered=snapshot.registration.ips,
             table=default_table(),
         )
+        return snapshot
+
+    async def _other(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
+        snapshot = await self.authenticate(request, dialect)
         body = await read_body(request, self.server.max_body_bytes)
         payload, content_type = dialect.reencode_other(body, request.content_type)
-        headers = self._upstream_headers(request, dialect, snapshot)
+        path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
+        headers = self._upstream_headers(request, dialect, snapshot, path_qs, payload)
         if content_type:
             headers["Content-Type"] = content_type
-        path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
         # an UpstreamError is the boundary's to render: a read has no outcome to report
         upstream = await self.upstream.send(dialect.name, request.method, path_qs, headers, payload)
         return web.Response(

@@ -84,9 +84,13 @@ def response_headers(headers: tuple[tuple[str, str], ...]) -> CIMultiDict[str]:
     return CIMultiDict((k, v) for k, v in headers if k.lower() not in _HOP_RESPONSE_HEADERS)
 
 
-def sign(secret: str, method: str, path: str, user_id: str, timestamp: str) -> str:
-    """HMAC-SHA256 over method, path, user id and timestamp, hex (``X-Gateway-Signature``)."""
-    message = "\n".join((method, path, user_id, timestamp)).encode()
+def sign(secret: str, method: str, target: str, user_id: str, timestamp: str, body: bytes) -> str:
+    """``X-Gateway-Signature`` (SPEC §10): HMAC-SHA256, hex, over the lines method, request
+    target (path and query, as sent), user id, timestamp and the body's SHA-256 (hex; of the
+    empty string when there is none), so a query or a body changed on the way fails it.
+    ``docs/upstream-signature.md`` shows an upstream verifying it."""
+    digest = hashlib.sha256(body).hexdigest()
+    message = "\n".join((method, target, user_id, timestamp, digest)).encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 

@@ -155,7 +155,9 @@ async def replace_allowlist(
 
 
 async def no_route(request: web.Request) -> web.StreamResponse:
-    """The gateway owns /v1/account/tokens: nothing under it is forwarded upstream."""
+    """The gateway owns /v1/account/tokens: nothing under it is forwarded upstream, and
+    what is not a route is said only to a live credential (issue 17)."""
+    await authenticated(request)
     raise Refused(Reason.NOT_FOUND, f"no route {request.method} {request.path}")
 
 

@@ -245,22 +245,6 @@ def _order() -> dict[str, object]:
     return market_order(**LIMIT)
 
 
-async def test_a_shared_secret_signs_each_upstream_request(make_gateway: GatewayFactory) -> None:
-    from gateway.upstream import sign
-
-    gw = await make_gateway(upstream_shared_secret="s3cret")
-    trader = await gw.trader("127.0.0.2")
-    await gw.place(trader)  # a MARKET order: the LTP is fetched on its behalf first
-    quote, order = await gw.upstream_requests()
-    for request, method in ((quote, "GET"), (order, "POST")):
-        h = request["headers"]
-        assert h["x-gateway-user-id"] == trader.user_id
-        assert h["x-gateway-signature"] == sign(
-            "s3cret", method, request["path"], trader.user_id, h["x-gateway-timestamp"]
-        )
-    assert quote["path"] == "/v3/market-quote/ltp"
-
-
 async def test_idempotency_key_replays_without_a_second_upstream_call(gw: Harness) -> None:
     trader = await gw.trader("127.0.0.2")
     headers = {**trader.bearer, "Idempotency-Key": "k-1"}
