@@ -328,8 +328,11 @@ class Pipeline:
         rules = self.rules
         body, content_type = dialect.encode(decoded)
         headers = self._upstream_headers(request, dialect, snapshot)
+        account = snapshot.account  # SPEC §8: each account's own algo, else the configured one
         headers.update(
-            dialect.algo_headers(snapshot.account.algo_id or rules.algo_id, rules.algo_name)
+            dialect.algo_headers(
+                account.algo_id or rules.algo_id, account.algo_name or rules.algo_name
+            )
         )
         if content_type:
             headers["Content-Type"] = content_type
