@@ -138,17 +138,22 @@ async def test_bad_values_are_400_naming_the_field_and_change_nothing(
 ) -> None:
     trader = await gw.trader("127.0.0.2")
     assert (await set_algo(gw, trader, algo_name="Before")).status == 200
+    for _ in range(9):
+        await place(gw, trader)
+    before = await gw.upstream_requests()
 
     refused = await set_algo(gw, trader, **body)
-    await place(gw, trader)
 
     assert refused.status == 400
     assert refused.data["error"] == "BAD_REQUEST"
     assert field in refused.data["message"]
+    assert await gw.upstream_requests() == before
+    await place(gw, trader)  # the tenth order in the second still fits
+    assert (await gw.place(trader, **LIMIT)).status == 429
     listed = await gw.admin("GET", "/accounts")
     [shown] = [a for a in listed.data["data"] if a["user_id"] == trader.user_id]
     assert (shown["algo_id"], shown["algo_name"]) == (None, "Before")
-    assert await algo_headers_upstream(gw) == [("12345", "Before")]
+    assert await algo_headers_upstream(gw) == [("12345", "Before")] * 10
     audit = await gw.admin("GET", f"/audit?user_id={trader.user_id}&limit=50")
     assert len([r for r in audit.data["data"] if r["decision"] == "admin_algo_set"]) == 1
 
@@ -190,3 +195,18 @@ async def test_the_cli_sets_and_clears(
     assert (cleared["algo_id"], cleared["algo_name"]) == ("CLI-1", None)
     assert await algo_headers_upstream(gw) == [("CLI-1", "Cli Algo")]
     assert nothing == 2 and "--algo-id, --algo-name or both" in said
+
+
+@pytest.mark.redis
+async def test_a_change_on_one_instance_is_in_force_on_another(
+    redis_store_url: str, make_gateway: GatewayFactory
+) -> None:
+    a = await make_gateway(store_url=redis_store_url)
+    b = await make_gateway(store_url=redis_store_url)
+    trader = await a.trader("127.0.0.2")
+    await place(b, trader)  # B holds the account in its snapshot cache now
+
+    assert (await set_algo(a, trader, algo_id="ALGO-R", algo_name="Redis Algo")).status == 200
+    await place(b, trader)
+
+    assert await algo_headers_upstream(b) == [("99999", None), ("ALGO-R", "Redis Algo")]
