@@ -84,6 +84,21 @@ async def test_the_window_frees_one_second_later(gw: Harness) -> None:
     assert await orders_upstream(gw) == 20
 
 
+async def test_queue_mode_holds_a_multi_order_until_all_its_slots_are_free(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw = await make_gateway(rules_rate_limit_mode="queue", rules_queue_max_wait_ms="1500")
+    trader = await gw.trader("127.0.0.2")
+    assert (await multi(gw, trader, legs(6))).status == 200
+    before = gw.clock.monotonic()
+
+    held = await multi(gw, trader, legs(5))
+
+    assert held.status == 200, held.body
+    assert gw.clock.monotonic() - before >= 1.0  # five slots were free only after a second
+    assert await orders_upstream(gw) == 11
+
+
 @pytest.mark.redis
 async def test_orders_are_counted_across_two_gateways_on_one_redis(
     redis_store_url: str, make_gateway: GatewayFactory
