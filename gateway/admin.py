@@ -4,29 +4,31 @@ Operators create accounts and apps, push LTPs from a feed, read the audit log, r
 sessions, override an account's static IPs (audited, and without the weekly cooldown: the
 operator is the one who verified the change) and store an account's upstream credential per
 dialect (audited by header name; its values never leave the store except towards the
-upstream).  With no admin token configured the admin API answers 403 to everything.
+upstream) and its algo id and name (SPEC §8, audited).  With no admin token configured the
+admin API answers 403 to everything.
 """
 
 from __future__ import annotations
 
 import hmac
-import secrets
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
 
+from rules.algo import FIELDS, check_algo_value, parse_algo_update
 from rules.decisions import Reason, Refused
 from rules.registry import Registration, check_ip_commit, parse_ip_update
 from rules.upstream_auth import parse_upstream_auth
 
 from .api import family
+from .api.apps import app_view, new_app
 from .api.common import account_or_404, json_body, json_response
-from .api.session import secret_hash
 from .api.userip import ip_view
 from .errors import Handler
 from .services import SERVICES, Services
-from .stores.base import Account, App, AuditEntry, Duplicate
+from .stores.base import Account, AuditEntry, Duplicate
 
 
 @web.middleware
@@ -49,15 +51,14 @@ def _account_view(account: Account) -> dict[str, Any]:
         "name": account.name,
         "parent_id": account.parent_id,
         "algo_id": account.algo_id,
+        "algo_name": account.algo_name,
         "created_at": account.created_at.isoformat(),
         "upstream_auth": sorted(account.upstream_auth),  # dialect names only, never values
     }
 
 
-def _string(body: Any, name: str, *, required: bool = True) -> str | None:
+def _string(body: Any, name: str) -> str:
     value = body.get(name) if isinstance(body, dict) else None
-    if value is None and not required:
-        return None
     if not isinstance(value, str) or not value.strip() or len(value) > 64:
         raise Refused(
             Reason.BAD_REQUEST, f"{name} must be a non-empty string of at most 64 characters"
@@ -70,10 +71,14 @@ async def create_account(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     user_id = _string(body, "user_id")
     name = _string(body, "name")
-    algo_id = _string(body, "algo_id", required=False)
-    assert user_id is not None
-    assert name is not None
-    account = Account(user_id=user_id, name=name, created_at=services.clock.now(), algo_id=algo_id)
+    algo = {k: check_algo_value(k, body[k]) for k in FIELDS if body.get(k) is not None}
+    account = Account(
+        user_id=user_id,
+        name=name,
+        created_at=services.clock.now(),
+        algo_id=algo.get("algo_id"),
+        algo_name=algo.get("algo_name"),
+    )
     try:
         await services.store.create_account(account)
     except Duplicate as exc:
@@ -86,24 +91,32 @@ async def list_accounts(request: web.Request) -> web.StreamResponse:
     return json_response({"data": [_account_view(a) for a in accounts]})
 
 
-async def new_app(services: Services, user_id: str) -> tuple[App, str]:
-    await account_or_404(services, user_id)
-    secret = secrets.token_urlsafe(32)
-    app = App(
-        api_key=secrets.token_hex(16),
-        user_id=user_id,
-        secret_hash=secret_hash(secret),
-        created_at=services.clock.now(),
-    )
-    await services.store.create_app(app)
-    return app, secret
-
-
 async def create_app_for(request: web.Request) -> web.StreamResponse:
     app, secret = await new_app(request.app[SERVICES], request.match_info["user_id"])
-    return json_response(
-        {"api_key": app.api_key, "api_secret": secret, "user_id": app.user_id}, 201
+    return json_response(app_view(app, secret), 201)
+
+
+async def put_account(request: web.Request) -> web.StreamResponse:
+    """SPEC §8: the account's own algo id and name, sent on its orders instead of the
+    configured ones; audited with the values before and after."""
+    services = request.app[SERVICES]
+    update = parse_algo_update(await json_body(request))
+    account = await account_or_404(services, request.match_info["user_id"])
+    algo_id, algo_name = update.applied_to(account.algo_id, account.algo_name)
+    if not await services.store.set_algo(account.user_id, algo_id=algo_id, algo_name=algo_name):
+        raise Refused(Reason.NOT_FOUND, f"no account {account.user_id!r}")
+    services.store.audit(
+        AuditEntry.of(
+            {
+                "at": services.clock.now().isoformat(),
+                "user_id": account.user_id,
+                "decision": "admin_algo_set",
+                "original": {"algo_id": account.algo_id, "algo_name": account.algo_name},
+                "rewritten": {"algo_id": algo_id, "algo_name": algo_name},
+            }
+        )
     )
+    return json_response(_account_view(replace(account, algo_id=algo_id, algo_name=algo_name)))
 
 
 def parse_prices(body: Any) -> dict[str, Decimal]:
@@ -267,6 +280,7 @@ def create_admin_app(services: Services) -> web.Application:
     admin[SERVICES] = services
     admin.router.add_post("/accounts", create_account)
     admin.router.add_get("/accounts", list_accounts)
+    admin.router.add_put("/accounts/{user_id}", put_account)
     admin.router.add_post("/accounts/{user_id}/apps", create_app_for)
     admin.router.add_delete("/accounts/{user_id}/sessions", revoke_account_sessions)
     admin.router.add_get("/accounts/{user_id}/ip", get_ip)

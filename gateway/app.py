@@ -22,7 +22,7 @@ from rules.decisions import Reason, Refuse, Refused
 from rules.routes import Access, Match, Route
 
 from . import admin, http_guard
-from .api import analytics, family, session, tokens, userip
+from .api import analytics, apps, family, session, tokens, userip
 from .api.common import authenticated, json_response
 from .clock import Clock, SystemClock
 from .config import Config
@@ -272,6 +272,7 @@ def create_app(
     analytics.add_routes(app.router)
     tokens.add_routes(app.router)  # before the catch-all: /v1/account/tokens is not paradex's
     family.add_routes(app.router)
+    apps.add_routes(app.router)
     admin_app = admin.create_admin_app(services)
     app.add_subapp("/admin/v1", admin_app)
     # Order routes resolve through the router's index; every other path of a dialect falls

@@ -211,11 +211,22 @@ def _parser() -> argparse.ArgumentParser:
     paper.add_argument("--port", type=int, default=9000, help="port to listen on (default 9000)")
 
     user_id = "the account's user id, e.g. AB1234"
-    accounts = group("accounts", "create and list accounts")
+    accounts = group("accounts", "create, list and configure accounts")
     add = command(accounts, "add", "create an account")
     add.add_argument("user_id", help=user_id)
     add.add_argument("name", help="the account holder's name")
     command(accounts, "list", "list every account")
+    acct_set = command(
+        accounts,
+        "set",
+        "set an account's algo id and/or algo name, sent on its orders instead of rules.algo_id"
+        " and rules.algo_name; an empty value ('') clears it back to the configured one",
+    )
+    acct_set.add_argument("user_id", help=user_id)
+    acct_set.add_argument("--algo-id", metavar="ID", help="the exchange-approved algo id")
+    acct_set.add_argument(
+        "--algo-name", metavar="NAME", help="the algo name registered with the broker (Upstox)"
+    )
 
     apps = group("apps", "API apps: the key and secret an account logs in with")
     command(apps, "create", "create an API app; its secret is shown only once").add_argument(
@@ -322,6 +333,12 @@ def _run(args: argparse.Namespace, config: Config, several: bool) -> int:
         _print(
             _admin(config, args, "POST", "/accounts", {"user_id": args.user_id, "name": args.name})
         )
+    elif command == "accounts" and args.action == "set":
+        given = {"algo_id": args.algo_id, "algo_name": args.algo_name}
+        body = {name: value or None for name, value in given.items() if value is not None}
+        if not body:
+            return _fail("accounts set: give --algo-id, --algo-name or both")
+        _print(_admin(config, args, "PUT", f"/accounts/{args.user_id}", body))
     elif command == "accounts":
         _print(_admin(config, args, "GET", "/accounts"))
     elif command == "apps":

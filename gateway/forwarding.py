@@ -10,11 +10,24 @@ routes and the LTP fetched on an order's behalf all go through :func:`upstream_h
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from .clock import Clock
 from .stores.base import Snapshot
 from .upstream import sign
+
+
+def public_session_id(session_id: str) -> str:
+    """The session as the upstream may know it: stable per session, never the credential.
+
+    A kotak client presents its session id as ``Sid``, half of its credential (SPEC §10: the
+    client's gateway credentials are never forwarded), so the upstream gets a one-way
+    SHA-256 of it instead: enough to tell sessions apart and correlate their orders, useless
+    for logging in.  The session id is 128 random bits, so the digest cannot be reversed.
+    """
+    digest = hashlib.sha256(b"order-gateway public session id\0" + session_id.encode())
+    return digest.hexdigest()[:32]
 
 
 def upstream_headers(
@@ -40,7 +53,7 @@ def upstream_headers(
     headers = dict(base)
     user_id = snapshot.account.user_id
     headers["X-Gateway-User-Id"] = user_id
-    headers["X-Gateway-Session-Id"] = snapshot.credential.session_id
+    headers["X-Gateway-Session-Id"] = public_session_id(snapshot.credential.session_id)
     if secret:
         stamp = str(int(clock.now().timestamp()))
         headers["X-Gateway-Timestamp"] = stamp

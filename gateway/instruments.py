@@ -72,6 +72,11 @@ class InstrumentMaster:
     def get(self, key: str) -> Instrument | None:
         return self._by_key.get(key)
 
+    def freeze_quantity(self, key: str) -> int | None:
+        """The most one order of the instrument may carry; None when unknown (SPEC §7)."""
+        instrument = self._by_key.get(key)
+        return None if instrument is None else instrument.freeze_quantity
+
     def by_kotak_token(self, seg: str, token: str) -> Instrument | None:
         """The instrument a Kotak quote names as ``<seg>|<token>`` (``pExchSeg``, ``pSymbol``)."""
         return self._by_token.get((seg, token))

@@ -3,9 +3,10 @@
 Order routes (SPEC §5): the credential must be live, the client IP registered, the session
 created from that IP and holding its order slot; then each order is resolved against the
 orders this gateway placed, MARKET/SL-M orders are priced by the protection grid (SPEC §6),
-an Idempotency-Key is claimed, a rate-limit slot is taken (SPEC §7) and only then does the
-first byte go upstream.  The rate-limit slot is taken last so that refused requests never
-count against the limit.
+an Idempotency-Key is claimed, one rate-limit slot per order the request carries is taken
+(SPEC §7: a multi-order counts its orders, all at once or none) and only then does the first
+byte go upstream.  The slots are taken last so that refused requests never count against the
+limit.
 
 Every other path of a dialect is forwarded with authentication only.
 
@@ -33,6 +34,7 @@ from rules.orders import (
     convert,
     needs_conversion,
     needs_ltp,
+    orders_carried,
     resolve_for_account,
 )
 from rules.routes import Match, Route
@@ -167,6 +169,13 @@ class Pipeline:
             if body is None:  # read once admitted: nobody else learns even the body limit
                 body = await read_body(request, self.server.max_body_bytes)
             decoded = dialect.decode_request(match, body, request.raw_path)
+            # SPEC §7 counts orders, not requests: decided before the idempotency claim and
+            # any LTP fetch, so a request that alone exceeds the limit costs nothing
+            count = orders_carried(
+                [doc.intent for doc in decoded.docs],
+                limit=rules.orders_per_second,
+                freeze_quantity=self.instruments.freeze_quantity,
+            )
             trace.original = [dict(doc.fields) for doc in decoded.docs]
             await self._rewrite(dialect, decoded, snapshot, token)
             trace.rewritten = [dict(doc.fields) for doc in decoded.docs]
@@ -175,7 +184,7 @@ class Pipeline:
                 trace.decision, trace.reason = "replayed", "idempotent_replay"
                 return claimed.replay.response()
             try:
-                retry_after = await self._take_rate_slot(snapshot)
+                retry_after = await self._take_rate_slot(snapshot, count)
             except StaleSnapshot:
                 await idempotency.release(self.idempotency, claimed)
                 continue
@@ -185,10 +194,11 @@ class Pipeline:
             if retry_after is not None:
                 await idempotency.release(self.idempotency, claimed)
                 self.metrics.child(self.metrics.rate_limited, dialect.name).inc()
+                carried = "this order" if count == 1 else f"these {count} orders"
                 raise Refused(
                     Reason.RATE_LIMITED,
-                    f"more than {rules.orders_per_second} orders in one second; retry after"
-                    f" {retry_after:.3f} s",
+                    f"{carried} would make more than {rules.orders_per_second} orders in one"
+                    f" second; retry after {retry_after:.3f} s",
                     retry_after=retry_after,
                 )
             return await self._forward_order(
@@ -269,13 +279,16 @@ class Pipeline:
         resp = await self.upstream.send(dialect.name, "GET", path, headers, None)
         return dialect.parse_ltp(instrument, resp.body) if resp.status == 200 else None
 
-    async def _take_rate_slot(self, snapshot: Snapshot) -> float | None:
+    async def _take_rate_slot(self, snapshot: Snapshot, count: int) -> float | None:
         rules = self.rules
         deadline = self.clock.monotonic() + rules.queue_max_wait_ms / 1000
         while True:
             # wall time, not monotonic: with a shared store every instance's windows must agree
             retry_after = await self.admission.admit(
-                snapshot, now=self.clock.now().timestamp(), limit=rules.orders_per_second
+                snapshot,
+                now=self.clock.now().timestamp(),
+                limit=rules.orders_per_second,
+                count=count,
             )
             if retry_after is None or rules.rate_limit_mode != "queue":
                 return retry_after
@@ -334,8 +347,11 @@ class Pipeline:
         body, content_type = dialect.encode(decoded)
         path_qs = decoded.target  # the routed path and the rebuilt query (SPEC §10)
         headers = self._upstream_headers(request, dialect, snapshot, path_qs, body or None)
+        account = snapshot.account  # SPEC §8: each account's own algo, else the configured one
         headers.update(
-            dialect.algo_headers(snapshot.account.algo_id or rules.algo_id, rules.algo_name)
+            dialect.algo_headers(
+                account.algo_id or rules.algo_id, account.algo_name or rules.algo_name
+            )
         )
         if content_type:
             headers["Content-Type"] = content_type

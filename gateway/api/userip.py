@@ -15,11 +15,13 @@ from aiohttp import web
 
 from rules.decisions import Reason, Refused
 from rules.registry import Registration, check_ip_commit, decide_ip_change, parse_ip_update
+from rules.sessions import check_live
 from rules.types import CredentialKind
 
-from ..services import Services
+from ..edge import identify
+from ..services import SERVICES, Services
 from ..stores.base import Account
-from .common import authenticated, json_body, json_response, server_time
+from .common import any_token, authenticated, json_body, json_response, server_time
 
 
 async def ip_view(
@@ -52,7 +54,11 @@ async def get_ip(request: web.Request) -> web.StreamResponse:
 
 
 async def put_ip(request: web.Request) -> web.StreamResponse:
-    services, snapshot = await authenticated(request)
+    services = request.app[SERVICES]
+    # Only a login session changes IPs, so every token is refused here with Upstox's UDAPI1179
+    # (SPEC §4), before the analytics scope check would call the token read-only instead.
+    snapshot = await identify(services.store, any_token(request.headers))
+    check_live(snapshot.credential, now=services.clock.now())
     account = snapshot.account
     if snapshot.credential.kind is not CredentialKind.LOGIN:
         raise Refused(

@@ -165,6 +165,9 @@ def _cancel_batch(route: Route, body: bytes, query: Mapping[str, str]) -> Decode
         OrderDoc(OrderIntent(Action.CANCEL, order_id=order_id), {})
         for order_id in ids.get("order_ids", [])
     ]
+    # SPEC §7 counts a batch cancel by its ids, client ids too (the gateway does not record
+    # client ids, so only order ids have their ownership checked).
+    docs += [OrderDoc(OrderIntent(Action.CANCEL), {}) for _ in ids.get("client_order_ids", [])]
     return Decoded(docs=docs, body=ids)
 
 

@@ -173,6 +173,10 @@ def _intent(action: Action, doc: dict[str, Any]) -> OrderIntent:
         trigger_price=_decimal(doc.get("trigger_price")),
         order_id=doc.get("order_id"),
         tag=doc.get("tag"),
+        # SPEC §7: a v3 place (or multi-order leg) with "slice": true is split by the broker
+        # into ceil(quantity / freeze quantity) orders, each counted against the rate limit.
+        quantity=doc.get("quantity"),
+        sliced=doc.get("slice") is True,
     )
 
 

@@ -242,6 +242,14 @@ GATEWAY_ROUTES: dict[tuple[str, str], list[Probe]] = {
     ("*", "/v1/account/tokens{tail}"): [
         Probe("PATCH", "/v1/account/tokens/{lookup}", {}, expect(404, token_out=403, analytics=403))
     ],
+    ("POST", "/gateway/v1/apps"): [
+        Probe(
+            "POST",
+            "/gateway/v1/apps",
+            None,
+            expect(201, token_in=403, token_out=403, analytics=403),
+        )
+    ],
     ("GET", "/gateway/v1/family"): [Probe("GET", "/gateway/v1/family", None, READ)],
     ("POST", "/gateway/v1/family/members"): [
         Probe(
@@ -285,6 +293,7 @@ ADMIN_ROUTES: dict[tuple[str, str], list[Probe]] = {
     for method, path, body, answer in (
         ("POST", "/accounts", {}, 400),
         ("GET", "/accounts", None, 200),
+        ("PUT", "/accounts/{user_id}", {"algo_name": "probe"}, 404),
         ("POST", "/accounts/{user_id}/apps", None, 404),
         ("DELETE", "/accounts/{user_id}/sessions", None, 404),
         ("GET", "/accounts/{user_id}/ip", None, 404),

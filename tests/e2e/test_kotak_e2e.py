@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.forwarding import public_session_id
 from gateway.instruments import KOTAK_SAMPLE, UPSTOX_SAMPLE, sample_data
 
 from ..conftest import GatewayFactory
@@ -265,7 +266,8 @@ async def test_two_order_slots_and_the_newest_session_per_ip(gw: Harness, kotak:
     assert book.status == 200, book.body
     assert book.data["data"] == {"path": ORDER_BOOK, "user_id": first.user_id}
     sessions = [o["headers"]["x-gateway-session-id"] for o in await kotak.upstream_kotak_orders()]
-    assert sessions == [first.session_id, second.session_id, third.session_id, second.session_id]
+    expected = [first.session_id, second.session_id, third.session_id, second.session_id]
+    assert sessions == [public_session_id(s) for s in expected]  # never the Sid itself
 
 
 async def test_a_session_whose_client_moved_keeps_reads_and_loses_orders(

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from gateway.forwarding import public_session_id
+
 from ..conftest import GatewayFactory
 from ..harness import Harness, Login
 from .conftest import Kotak
@@ -88,7 +90,8 @@ async def test_accounts_without_a_stored_credential_still_send_identity(gw: Harn
     assert quote["x-gateway-user-id"] == plain.user_id and "authorization" not in quote
     for headers in (order, read):
         assert headers["x-gateway-user-id"] == plain.user_id
-        assert headers["x-gateway-session-id"] == plain.session_id
+        # the session's public id: its id is a kotak Sid, never sent upstream (SPEC §10)
+        assert headers["x-gateway-session-id"] == public_session_id(plain.session_id)
         assert "authorization" not in headers
 
 

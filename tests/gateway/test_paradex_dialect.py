@@ -100,7 +100,9 @@ def test_cancels() -> None:
         DIALECT.decode(route("DELETE", "/v1/orders"), b"", {"market": ""})
     ids = {"order_ids": ["a", "b"], "client_order_ids": ["c"]}
     batch = DIALECT.decode(route("DELETE", "/v1/orders/batch"), body(ids), {})
-    assert [d.intent.order_id for d in batch.docs] == ["a", "b"]
+    # the order ids are checked for ownership; every id, client ids too, counts (SPEC §7)
+    assert [d.intent.order_id for d in batch.docs if d.intent.order_id] == ["a", "b"]
+    assert [d.intent.order_id for d in batch.docs] == ["a", "b", None]
     assert json.loads(DIALECT.encode(batch)[0]) == ids
 
 
