@@ -118,9 +118,10 @@ def orders_series(
     start = now - timedelta(seconds=seconds)
     for record in records:
         at = _at(record)
-        if record.get("decision") != "admitted" or at is None or not start <= at < now:
+        if record.get("decision") != "admitted" or at is None or not start < at <= now:
             continue
-        counts[int((at - start).total_seconds())] += max(1, len(record.get("original") or ()))
+        second = min(seconds - 1, int((at - start).total_seconds()))  # now is the last's end
+        counts[second] += max(1, len(record.get("original") or ()))
     return counts
 
 

@@ -31,7 +31,7 @@ const WORDS = {
 export function explain(error) {
   if (!(error instanceof GatewayError)) return `The gateway did not answer: ${error.message}`;
   const words = WORDS[error.code];
-  return words ? `${words}: ${error.message}` : `${error.message} (${error.code})`;
+  return words ? `${words} [${error.code}]: ${error.message}` : `${error.message} [${error.code}]`;
 }
 
 export function sessionEnded(error) {
