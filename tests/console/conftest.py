@@ -57,16 +57,15 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 async def relay(target_port: int, source_ip: str) -> AsyncIterator[int]:
     """A loopback TCP relay to the gateway whose upstream connections come from ``source_ip``:
     what a browser on another machine looks like to the gateway."""
-    tasks: set[asyncio.Task[None]] = set()
+    tasks: set[asyncio.Future[tuple[None, None]]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(
             "127.0.0.1", target_port, local_addr=(source_ip, 0)
         )
         both = asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        task = asyncio.ensure_future(both)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        tasks.add(both)
+        both.add_done_callback(tasks.discard)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     try:
@@ -105,10 +104,15 @@ class Stack:
         return page, problems
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+@pytest.fixture(scope="module")
+def chromium() -> Path:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    return CHROMIUM
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def stack(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     clock = FakeClock()
     tmp = tmp_path_factory.mktemp("console")
     paper = TestServer(create_paper_app(move_interval_s=0, seed=7), host="127.0.0.1")
@@ -131,7 +135,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     assert gateway.port is not None
     async with relay(gateway.port, LAPTOP_IP) as port, async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True
         )
         try:
             yield Stack(gw, browser, f"http://127.0.0.1:{port}/console/")
