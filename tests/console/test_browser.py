@@ -205,6 +205,48 @@ async def test_api_token_with_two_cidrs_bad_lists_and_revoke(stack: Stack) -> No
     await rows.get_by_role("button", name="Revoke").click()
     await expect(rows).to_have_count(0)
     assert await live_tokens() == []
+
+    # The analytics token: one per account, shown once.
+    await page.click("#analytics-create")
+    await expect(page.locator("#analytics-created")).to_contain_text("it is not shown again")
+    await page.click("#analytics-create")
+    await expect(page.locator("#analytics-error")).to_contain_text("It exists already (409)")
+    await page.click("#analytics-revoke")
+    await expect(page.locator("#analytics-created")).to_be_hidden()
+    await page.click("#analytics-revoke")
+    await expect(page.locator("#analytics-error")).to_contain_text("no analytics token")
+    assert problems == [], problems
+
+
+async def test_a_pasted_session_token_is_used_and_only_forgotten_on_logout(stack: Stack) -> None:
+    gw = stack.gw
+    strategy = await gw.trader("127.0.4.2")
+    page, problems = await stack.page("token")
+    await page.fill("#login-token [name=token]", "not-a-token")
+    await page.click("#login-token button[type=submit]")
+    await expect(page.locator("#login-error")).to_contain_text("UDAPI100050")
+    await page.fill("#login-token [name=token]", strategy.token)
+    await page.click("#login-token button[type=submit]")
+    await expect(page.locator("#who")).to_have_text(strategy.user_id)
+    await expect(page.locator("#sessions-rows tr")).to_have_count(1)  # no new session
+    assert strategy.token not in await page.content()
+
+    await page.click("#logout")
+    await expect(page.locator("#login")).to_be_visible()
+    still = await gw.request("GET", "/v2/user/ip", ip=strategy.ip, headers=strategy.bearer)
+    assert still.status == 200  # the strategy's session was not ended by the console
+
+    async def sessions() -> list[str]:
+        reply = await gw.request(
+            "GET", "/gateway/v1/sessions", ip=strategy.ip, headers=strategy.bearer
+        )
+        return [s["created_ip"] for s in reply.data["data"]["sessions"]]
+
+    await log_in(page, strategy)  # a console login of its own: that one logout ends
+    assert await sessions() == ["127.0.4.2", LAPTOP_IP]
+    await page.click("#logout")
+    await expect(page.locator("#notice")).to_have_text("Logged out.")
+    assert await sessions() == ["127.0.4.2"]
     assert problems == [], problems
 
 
