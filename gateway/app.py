@@ -21,8 +21,9 @@ from aiohttp import web
 from rules.decisions import Reason, Refuse, Refused
 from rules.routes import Access, Match, Route
 
-from . import admin, http_guard
+from . import admin, console, http_guard
 from .api import analytics, apps, family, session, tokens, userip
+from .api import console as console_api
 from .api.common import authenticated, json_response
 from .clock import Clock, SystemClock
 from .config import Config
@@ -273,7 +274,10 @@ def create_app(
     tokens.add_routes(app.router)  # before the catch-all: /v1/account/tokens is not paradex's
     family.add_routes(app.router)
     apps.add_routes(app.router)
+    console.add_routes(app.router)
+    console_api.add_routes(app.router)
     admin_app = admin.create_admin_app(services)
+    console_api.add_admin_routes(admin_app.router)
     app.add_subapp("/admin/v1", admin_app)
     # Order routes resolve through the router's index; every other path of a dialect falls
     # through to the catch-all (the pipeline owns method checks for both).

@@ -11,6 +11,8 @@
      the static IP it was created from;
   4. the session holds that IP's order slot: the newest session created from an IP takes its
      slot, older sessions from it lose order rights (403).
+- A console login (the web console, issue 14) never takes an order slot, whatever IP it comes
+  from: a trader opening the console from a laptop must not log out the strategy on the VPS.
 - An API token (Paradex model) is not an IP-bound session: its CIDR allowlist applies on every
   route, and on order routes the static IP rule (step 2) applies as well.
 """
@@ -61,8 +63,11 @@ def session_expiry(created_at: datetime, *, logout: time, tz: tzinfo) -> datetim
     return expiry
 
 
-def slot_for(created_ip: IPAddress, registration: Registration) -> str | None:
-    return registration.slot_of(created_ip)
+def slot_for(
+    created_ip: IPAddress, registration: Registration, *, console: bool = False
+) -> str | None:
+    """The order slot a new login takes: its IP's, unless it is the console's (none)."""
+    return None if console else registration.slot_of(created_ip)
 
 
 def check_live(cred: Credential | None, *, now: datetime) -> Credential:
@@ -124,6 +129,12 @@ def admit_order(
             f"{STATIC_IP_BLOCKED}: this session was created from {canonical(cred.created_ip)} "
             f"but the order came from {client_ip}; registered IPs: {registered}. "
             "Log in again from the IP you trade from.",
+        )
+    if cred.slot is None:
+        raise Refused(
+            Reason.SLOT_TAKEN,
+            "this session holds no order slot: it was created by the console, or from an"
+            " address that was not registered then; log in again from the IP you trade from",
         )
     if slot_holder != cred.session_id:
         raise Refused(

@@ -32,7 +32,12 @@ def secret_hash(secret: str) -> str:
 
 
 async def login(
-    services: Services, api_key: object, api_secret: object, client_ip: IPAddress
+    services: Services,
+    api_key: object,
+    api_secret: object,
+    client_ip: IPAddress,
+    *,
+    console: bool = False,
 ) -> tuple[str, Credential]:
     if not isinstance(api_key, str) or not isinstance(api_secret, str) or not api_key:
         raise Refused(Reason.BAD_REQUEST, "api_key and api_secret must be strings")
@@ -52,7 +57,7 @@ async def login(
         created_ip=client_ip,
         created_at=now,
         expires_at=session_expiry(now, logout=rules.session_logout, tz=rules.timezone),
-        slot=slot_for(client_ip, registration),
+        slot=slot_for(client_ip, registration, console=console),
     )
     await store.create_credential(credential, token_hash(token))
     return token, credential
@@ -76,8 +81,13 @@ async def create_session(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     if not isinstance(body, dict):
         raise Refused(Reason.BAD_REQUEST, 'the body must be {"api_key": …, "api_secret": …}')
+    # The web console logs in with "console": true: its session never takes an order slot,
+    # so opening the console never takes order rights from a strategy on the same IP.
+    console = body.get("console", False)
+    if not isinstance(console, bool):
+        raise Refused(Reason.BAD_REQUEST, '"console" must be true or false')
     token, credential = await login(
-        services, body.get("api_key"), body.get("api_secret"), client_ip
+        services, body.get("api_key"), body.get("api_secret"), client_ip, console=console
     )
     return json_response({"status": "success", "data": session_view(token, credential)})
 

@@ -221,6 +221,10 @@ class Store(abc.ABC):
     async def revoke_credential(self, session_id: str) -> bool: ...
 
     @abc.abstractmethod
+    async def sessions_of(self, user_id: str) -> tuple[list[Credential], dict[str, str]]:
+        """The account's unrevoked credentials, oldest first, and its slot holders."""
+
+    @abc.abstractmethod
     async def revoke_account(self, user_id: str) -> int:
         """Revoke every credential of the account; returns how many were live."""
 

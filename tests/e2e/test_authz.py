@@ -250,6 +250,19 @@ GATEWAY_ROUTES: dict[tuple[str, str], list[Probe]] = {
             expect(201, token_in=403, token_out=403, analytics=403),
         )
     ],
+    # the console's files are public; what it shows comes from the authenticated routes below
+    ("GET", "/console"): [Probe("GET", "/console", None, everyone(200))],  # 308, followed
+    ("GET", "/console/"): [Probe("GET", "/console/", None, everyone(200))],
+    ("GET", "/console/{name}"): [Probe("GET", "/console/console.js", None, everyone(200))],
+    ("GET", "/gateway/v1/sessions"): [Probe("GET", "/gateway/v1/sessions", None, READ)],
+    ("DELETE", "/gateway/v1/sessions/{session_id}"): [
+        Probe("DELETE", "/gateway/v1/sessions/" + "0" * 32, None, LOGIN_ONLY_404)
+    ],
+    ("GET", "/gateway/v1/ip-change"): [Probe("GET", "/gateway/v1/ip-change", None, READ)],
+    ("GET", "/gateway/v1/decisions"): [Probe("GET", "/gateway/v1/decisions", None, READ)],
+    ("GET", "/gateway/v1/orders-per-second"): [
+        Probe("GET", "/gateway/v1/orders-per-second", None, READ)
+    ],
     ("GET", "/gateway/v1/family"): [Probe("GET", "/gateway/v1/family", None, READ)],
     ("POST", "/gateway/v1/family/members"): [
         Probe(
@@ -306,6 +319,7 @@ ADMIN_ROUTES: dict[tuple[str, str], list[Probe]] = {
         ("DELETE", "/sessions/{session_id}", None, 404),
         ("PUT", "/ltp", {}, 400),
         ("GET", "/audit", None, 200),
+        ("GET", "/overview", None, 200),
     )
 }
 

@@ -189,6 +189,9 @@ LOGIN, ANALYTICS, API = CredentialKind.LOGIN, CredentialKind.ANALYTICS, Credenti
         # step 4
         (cred(), P, REG, "sess-2", Reason.SLOT_TAKEN),
         (cred(), P, REG, None, Reason.SLOT_TAKEN),
+        # a console login holds no slot, even from the registered IP and as the only session
+        (cred(slot=None), P, REG, None, Reason.SLOT_TAKEN),
+        (cred(slot=None), P, REG, "sess-1", Reason.SLOT_TAKEN),
     ],
 )
 def test_admit_order(
@@ -238,6 +241,18 @@ def test_messages() -> None:
         "a newer session created from 127.0.0.2 holds this IP's order slot; use it or log in again"
     )
     assert "read-only" in _refusal(cred(ANALYTICS), P, "sess-1").refusal.message
+
+
+@pytest.mark.parametrize("ip", [P, S, OTHER])
+def test_a_console_login_never_takes_a_slot(ip: IPAddress) -> None:
+    assert slot_for(ip, REG, console=True) is None
+    assert slot_for(P, REG, console=False) == "primary"
+
+
+def test_a_session_without_a_slot_is_told_why() -> None:
+    message = _refusal(cred(slot=None), P, "sess-1").refusal.message
+    assert "holds no order slot" in message
+    assert "console" in message
 
 
 def test_family_member_uses_the_parents_registration() -> None:

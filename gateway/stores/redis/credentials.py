@@ -69,6 +69,20 @@ return {'ok', out, n}
 )
 
 
+SESSIONS_OF = with_prelude(
+    "sessions_of",
+    """
+-- ARGV: prefix, user id. {slots, credential, credential, ...}: the account's unrevoked ones.
+local out = {redis.call('HGETALL', key('slots', ARGV[2]))}
+for _, sid in ipairs(redis.call('SMEMBERS', key('sessions', ARGV[2]))) do
+  local cred = live_credential(sid)
+  if cred then out[#out + 1] = redis.call('HGETALL', cred) end
+end
+return out
+""",
+)
+
+
 class RedisCredentials(RedisCore):
     async def create_credential(self, credential: Credential, token_hash: str) -> Credential:
         await self._run(CREATE_LOGIN, *self._credential_args(credential, token_hash))
@@ -112,6 +126,13 @@ class RedisCredentials(RedisCore):
     async def revoke_credential(self, session_id: str) -> bool:
         reply = await self._run(REVOKE_CREDENTIAL, session_id)
         return bool(reply[0] == b"ok")
+
+    async def sessions_of(self, user_id: str) -> tuple[list[Credential], dict[str, str]]:
+        slots, *creds = await self._eval(SESSIONS_OF, (), (self._prefix, user_id))
+        found = sorted(
+            (codec.credential(codec.fields(c)) for c in creds), key=lambda c: c.created_at
+        )
+        return found, {k.decode(): v.decode() for k, v in codec.fields(slots).items()}
 
     async def revoke_account(self, user_id: str) -> int:
         reply = await self._run(REVOKE_ACCOUNT, user_id)

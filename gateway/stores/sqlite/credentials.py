@@ -66,6 +66,18 @@ class SQLiteCredentials(SQLiteCore):
         self._forget_credentials(lambda c: c.session_id == session_id)
         return changed
 
+    async def sessions_of(self, user_id: str) -> tuple[list[Credential], dict[str, str]]:
+        def read() -> tuple[list[Credential], dict[str, str]]:
+            rows = self._conn.execute(
+                "SELECT token_hash FROM credentials WHERE user_id = ? AND revoked = 0"
+                " ORDER BY created_at",
+                (user_id,),
+            ).fetchall()
+            found = (schema.read_credential(self._conn, th) for (th,) in rows)
+            return [c for c in found if c is not None], schema.read_slots(self._conn, user_id)
+
+        return await self._run(read)
+
     async def revoke_account(self, user_id: str) -> int:
         def write() -> int:
             with self._tx() as db:

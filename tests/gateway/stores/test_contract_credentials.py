@@ -152,3 +152,23 @@ async def test_revoke_account_ends_every_session_of_that_account_only(store: Sto
     assert not await is_live(store, "a2")
     assert await is_live(store, "b1")
     assert await store.revoke_account("u1") == 0
+
+
+async def test_sessions_of_lists_the_accounts_unrevoked_credentials_and_slots(
+    store: Store,
+) -> None:
+    await accounts(store, "u1", "u2")
+    first = credential("s1", "u1", slot="primary")
+    console = replace(credential("s2", "u1", slot=None), created_at=LATER)
+    ended = credential("s3", "u1", slot=None)
+    for cred in (first, console, ended, credential("x1", "u2")):
+        await store.create_credential(cred, token(cred.session_id))
+    await store.revoke_credential("s3")
+
+    found, slots = await store.sessions_of("u1")
+    assert found == [first, console]
+    assert slots == {"primary": "s1"}
+
+    await store.revoke_account("u1")
+    assert await store.sessions_of("u1") == ([], {})
+    assert [c.session_id for c in (await store.sessions_of("u2"))[0]] == ["x1"]
