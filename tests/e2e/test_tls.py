@@ -219,7 +219,7 @@ async def _listen_and_log(config: Config, caplog: pytest.LogCaptureFixture) -> l
 async def test_listening_beyond_loopback_without_tls_logs_a_warning(
     paper: TestServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = config_for(paper, tmp_path, host="0.0.0.0", port=str(free_port()))
+    config = config_for(paper, tmp_path, host="0.0.0.0", port=str(free_port("0.0.0.0")))
     [warning] = await _listen_and_log(config, caplog)
     assert "listening on 0.0.0.0 without TLS" in warning and "server.tls_cert" in warning
 
@@ -237,7 +237,7 @@ async def test_no_warning_on_loopback_or_with_tls(
         paper,
         tmp_path,
         host="0.0.0.0",
-        port=str(free_port()),
+        port=str(free_port("0.0.0.0")),
         tls_cert=str(chain),
         tls_key=str(key),
     )
