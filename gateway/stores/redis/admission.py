@@ -81,7 +81,11 @@ class RedisAdmission(RedisCore):
             "WITHSCORES",
         )
         # redis-py answers WITHSCORES as [member, score] pairs (RESP3) or one flat list
-        pairs = rows if rows and isinstance(rows[0], list | tuple) else zip(rows[::2], rows[1::2])
+        pairs = (
+            rows
+            if rows and isinstance(rows[0], list | tuple)
+            else zip(rows[::2], rows[1::2], strict=True)
+        )
         scores = [float(score) for _, score in pairs]
         wait = wait_for(scores, now=now, limit=limit, window=window, count=count)
         return len(scores), wait

@@ -36,7 +36,8 @@ class SQLiteIdempotency(SQLiteCore):
 
     async def peek_idempotent(self, user_id: str, key: str) -> IdempotencyRecord | None:
         row = await self._one(
-            "SELECT body_hash, status, headers, body FROM idempotency WHERE user_id = ? AND key = ?",
+            "SELECT body_hash, status, headers, body FROM idempotency"
+            " WHERE user_id = ? AND key = ?",
             (user_id, key),
         )
         if row is None:
