@@ -30,6 +30,7 @@ from .config import Config
 from .dialects import create_dialects
 from .dialects.base import Dialect
 from .errors import Envelopes, Handler, error_boundary
+from .explain import EXPLAINER, Explainer
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
 from .metrics import Metrics
@@ -228,6 +229,7 @@ def create_app(
     app[SERVICES] = services
     app[PIPELINE] = pipeline
     app[ENVELOPES] = envelopes
+    app[EXPLAINER] = Explainer(pipeline, envelopes)
     app[METRICS] = services.metrics
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
