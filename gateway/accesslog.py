@@ -35,6 +35,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # A client's request id is echoed only when it cannot smuggle anything into a header or a log.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_PLAIN = re.compile(r"[^\s\"=]+")
 
 
 @dataclass(slots=True)
@@ -111,10 +112,18 @@ def _decision(record: AccessRecord, status: int) -> str:
     return record.decision or ("refused" if status >= 400 else "ok")
 
 
+def _value(value: object) -> str:
+    if value is None:
+        return "-"
+    text = str(value)
+    # quoted when it could be read as more than one field, or as a line of its own
+    return text if _PLAIN.fullmatch(text) else orjson.dumps(text).decode()
+
+
 def _line(fields: dict[str, object], fmt: str) -> str:
     if fmt == "json":
         return orjson.dumps(fields).decode()
-    return " ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items())
+    return " ".join(f"{k}={_value(v)}" for k, v in fields.items())
 
 
 def access_middleware(*, trusted_proxies: tuple[IPNetwork, ...], fmt: str) -> Middleware:
@@ -139,7 +148,9 @@ def access_middleware(*, trusted_proxies: tuple[IPNetwork, ...], fmt: str) -> Mi
                 route_class=_route_class(request, record),
                 client_ip=_client(request, trusted_proxies),
                 method=request.method,
-                path=request.path,  # never the query: a client may put anything there
+                # as sent and without the query: a client may put anything there, and a
+                # decoded path could carry a line break into the log
+                path=request.raw_path.split("?", 1)[0],
                 status=status,
                 decision=_decision(record, status),
                 gateway_ms=round((time.perf_counter() - started) * 1000, 3),
