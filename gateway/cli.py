@@ -21,7 +21,7 @@ from typing import Any
 from rules.decisions import Refused
 from rules.upstream_auth import parse_header_line
 
-from . import http_guard
+from . import accesslog, http_guard
 from .config import Config, ConfigError, load_config
 from .serving import ListenError, serve, serve_worker, serve_workers, workers_refusal
 
@@ -336,6 +336,8 @@ def _run(args: argparse.Namespace, config: Config, several: bool) -> int:
     if refusal is not None:
         print(f"order-gateway: {refusal}", file=sys.stderr)
         return 2
+    if command == "serve":
+        accesslog.configure(config.log.format)
     if command == "serve" and several:
         refusal = workers_refusal(config)
         if args.workers > 1 and args.worker_of is not None:

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from ..conftest import GatewayFactory
 from ..harness import ADMIN_TOKEN, RELIANCE, Harness, market_order
+from ..process import clean_env, free_port, start, wait_until_up
 
 ACCESS = "order_gateway.access"
 PLACE = "/v2/order/place"
@@ -184,3 +188,25 @@ async def test_no_secret_the_run_used_is_anywhere_in_its_log(
     for name, secret in secrets.items():
         assert secret not in logged, f"the {name} is in the log"
         assert secret not in audit.body.decode(), f"the {name} is in the audit log"
+
+
+async def test_serve_writes_bare_json_lines_in_json_mode(tmp_path: Path) -> None:
+    port = free_port()
+    env = clean_env(
+        GATEWAY_SERVER_PORT=str(port),
+        GATEWAY_STORE_URL=f"sqlite:///{tmp_path}/log.db",
+        GATEWAY_LOG_FORMAT="json",
+    )
+    process = await start(env, "serve", "--paper-port", str(free_port()))
+    try:
+        await wait_until_up(process, f"http://127.0.0.1:{port}/healthz")
+        async with aiohttp.ClientSession() as client:
+            headers = {"X-Request-Id": "json-mode-1"}
+            async with client.get(f"http://127.0.0.1:{port}/readyz", headers=headers) as resp:
+                assert resp.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await process.communicate()
+    [line] = [x for x in stderr.decode().splitlines() if "json-mode-1" in x]
+    fields = json.loads(line)  # the whole line is the object: no text log prefix
+    assert (fields["path"], fields["status"], fields["route_class"]) == ("/readyz", 200, "gateway")
