@@ -113,7 +113,9 @@ async def test_every_route_class_is_named(gw: Harness, caplog: pytest.LogCapture
     assert ("/healthz", "gateway", "ok") in seen
     assert ("/admin/v1/accounts", "admin", "ok") in seen
     assert ("/gateway/v1/session", "gateway", "ok") in seen
-    assert all("bad" not in x["request_id"] for x in lines(caplog, "text"))
+    # the unsafe X-Request-Id was replaced by one made here (a uuid4's hex)
+    [unsafe] = [x for x in lines(caplog, "text") if x["reason"] == "invalid_token"]
+    assert re.fullmatch(r"[0-9a-f]{32}", unsafe["request_id"])
 
 
 async def test_the_access_log_can_be_turned_off(
@@ -195,6 +197,7 @@ async def test_serve_writes_bare_json_lines_in_json_mode(tmp_path: Path) -> None
     env = clean_env(
         GATEWAY_SERVER_PORT=str(port),
         GATEWAY_STORE_URL=f"sqlite:///{tmp_path}/log.db",
+        GATEWAY_LOG_ACCESS="true",
         GATEWAY_LOG_FORMAT="json",
     )
     process = await start(env, "serve", "--paper-port", str(free_port()))
