@@ -7,8 +7,11 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from gateway.instruments import sample_master
 
+from ..conftest import GatewayFactory
 from ..harness import RELIANCE, Harness, Login, market_order
 
 PLACE = "/v2/order/place"
@@ -85,7 +88,19 @@ async def test_a_market_order_explained_then_placed_gets_the_same_limit_price(
     assert sent["body"] == json.loads(answer["upstream_body"])  # what explain said would go
 
 
-async def test_eleven_explains_then_ten_orders_in_one_second_all_pass(gw: Harness) -> None:
+@pytest.fixture(params=["sqlite", "redis"])
+async def any_store(
+    request: pytest.FixtureRequest, redis_store_url: str, make_gateway: GatewayFactory
+) -> Harness:
+    """A gateway on each store: the window and the keys are read by each backend's own code.
+    (``redis_store_url`` comes first, so its prefix is deleted after the gateway closes.)"""
+    if request.param == "sqlite":
+        return await make_gateway()
+    return await make_gateway(store_url=redis_store_url)
+
+
+async def test_eleven_explains_then_ten_orders_in_one_second_all_pass(any_store: Harness) -> None:
+    gw = any_store
     trader = await gw.trader()
     await gw.push_ltp({RELIANCE: "1250"})
     for _ in range(11):
@@ -104,7 +119,10 @@ async def test_eleven_explains_then_ten_orders_in_one_second_all_pass(gw: Harnes
     assert (await gw.place(trader)).status == 429
 
 
-async def test_an_explain_with_an_idempotency_key_leaves_the_key_unclaimed(gw: Harness) -> None:
+async def test_an_explain_with_an_idempotency_key_leaves_the_key_unclaimed(
+    any_store: Harness,
+) -> None:
+    gw = any_store
     trader = await gw.trader()
     await gw.push_ltp({RELIANCE: "1250"})
     key = {"Idempotency-Key": "order-42"}
