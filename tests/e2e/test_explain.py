@@ -12,7 +12,9 @@ import pytest
 from gateway.instruments import sample_master
 
 from ..conftest import GatewayFactory
-from ..harness import RELIANCE, Harness, Login, market_order
+from ..harness import RELIANCE, Harness, Login, form, kotak_market, market_order
+from .conftest import KOTAK_RELIANCE, Kotak, kotak_headers
+from .conftest import PLACE as KOTAK_PLACE
 
 PLACE = "/v2/order/place"
 
@@ -303,3 +305,46 @@ async def test_the_cli_explains_a_request_and_an_audit_record(gw: Harness) -> No
     code, _, err = await gw.cli("explain", "POST")  # neither a request nor --audit-id
     assert code == 1
     assert "explain" in err
+
+
+async def test_a_kotak_market_order_is_explained_then_placed_at_the_same_price(
+    gw: Harness, kotak: Kotak
+) -> None:
+    trader = await gw.trader()
+    await gw.push_ltp({KOTAK_RELIANCE: "1401.5"})
+    reply = await gw.admin(
+        "POST",
+        "/explain",
+        {
+            "client_ip": trader.ip,
+            "method": "POST",
+            "path": KOTAK_PLACE,
+            "headers": {
+                **kotak_headers(trader),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            "body": form(kotak_market()).decode(),
+        },
+    )
+    answer = reply.data
+    assert answer["decision"] == "admitted", answer
+    assert answer["orders"] == [
+        {"order_type": "LIMIT", "limit_price": "1408.5", "ltp": "1401.5", "band": "7.0075"}
+    ]
+    placed = await kotak.place(trader)
+    assert placed.headers["X-Gateway-Limit-Price"] == "1408.5"
+
+    # a Sid naming another session is refused at the credential step, as the order would be
+    stale = Login(trader.user_id, "", "", trader.token, "other-session", trader.ip)
+    reply = await gw.admin(
+        "POST",
+        "/explain",
+        {
+            "client_ip": trader.ip,
+            "method": "POST",
+            "path": KOTAK_PLACE,
+            "headers": kotak_headers(stale),
+            "body": form(kotak_market()).decode(),
+        },
+    )
+    assert (reply.data["failed_step"], reply.data["status"]) == ("credential", 401)
