@@ -27,6 +27,7 @@ from .api.apps import app_view, new_app
 from .api.common import account_or_404, json_body, json_response
 from .api.userip import ip_view
 from .errors import Handler
+from .explain import EXPLAINER, parse_probe
 from .services import SERVICES, Services
 from .stores.base import Account, AuditEntry, Duplicate
 
@@ -155,6 +156,23 @@ async def audit_query(request: web.Request) -> web.StreamResponse:
         user_id=request.query.get("user_id") or None, limit=int(raw_limit)
     )
     return json_response({"data": list(records)})
+
+
+async def explain(request: web.Request) -> web.StreamResponse:
+    """SPEC §12: a request as a client would send it, or ``{"audit_id"}``, explained."""
+    body = await json_body(request)
+    explainer = request.config_dict[EXPLAINER]
+    if isinstance(body, dict) and "audit_id" in body:
+        audit_id = body["audit_id"]
+        if not isinstance(audit_id, str) or not audit_id:
+            raise Refused(Reason.BAD_REQUEST, "audit_id must be an audit record's id")
+        return json_response(await explainer.explain_audit(audit_id))
+    return json_response(await explainer.explain(parse_probe(body)))
+
+
+async def explain_audit(request: web.Request) -> web.StreamResponse:
+    explainer = request.config_dict[EXPLAINER]
+    return json_response(await explainer.explain_audit(request.match_info["audit_id"]))
 
 
 async def revoke_session(request: web.Request) -> web.StreamResponse:
@@ -292,4 +310,6 @@ def create_admin_app(services: Services) -> web.Application:
     admin.router.add_delete("/sessions/{session_id}", revoke_session)
     admin.router.add_put("/ltp", push_ltp)
     admin.router.add_get("/audit", audit_query)
+    admin.router.add_post("/explain", explain)
+    admin.router.add_get("/audit/{audit_id}/explain", explain_audit)
     return admin

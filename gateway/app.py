@@ -22,6 +22,7 @@ from rules.decisions import Reason, Refuse, Refused
 from rules.routes import Access, Match, Route
 
 from . import admin, console, http_guard
+from .accesslog import access_middleware, note_route
 from .api import analytics, apps, family, session, tokens, userip
 from .api import console as console_api
 from .api.common import authenticated, json_response
@@ -31,6 +32,7 @@ from .dialects import create_dialects
 from .dialects.base import Dialect
 from .edge import check_text
 from .errors import Envelopes, Handler, error_boundary
+from .explain import EXPLAINER, Explainer
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
 from .metrics import Metrics
@@ -120,6 +122,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if match is None:
         access = dialect.routes.access(method, path)
         if access is Access.PUBLIC:
+            note_route(request, dialect.name, "public")
             return await forward_public(services, request, dialect)
         # An order path with another method is the pipeline's 405 (after authentication);
         # any other write under an order prefix is no route at all: 404, never forwarded,
@@ -224,14 +227,20 @@ def create_app(
         services.metrics,
         max_body_bytes=config.server.max_body_bytes,
     )
-    # The boundary is outermost: the guard's refusals, every handler's and the admin
-    # sub-app's (its auth check included) become answers there and nowhere else.
-    app = web.Application(
-        middlewares=[boundary, guard], client_max_size=config.server.max_body_bytes
-    )
+    # The boundary is outermost but for the request log: the guard's refusals, every
+    # handler's and the admin sub-app's (its auth check included) become answers there and
+    # nowhere else, and the log sees the answer the client got.
+    middlewares = [boundary, guard]
+    if config.log.access:
+        access = access_middleware(
+            trusted_proxies=config.server.trusted_proxies, fmt=config.log.format
+        )
+        middlewares.insert(0, access)
+    app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
     app[SERVICES] = services
     app[PIPELINE] = pipeline
     app[ENVELOPES] = envelopes
+    app[EXPLAINER] = Explainer(pipeline, envelopes)
     app[METRICS] = services.metrics
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -1,10 +1,16 @@
 """The audit record of every order decision (SPEC §12): time, account, session id (never the
 token), client IP, route, decision and reason, the original and rewritten orders, the LTP and
 band used, the upstream's status and latency, and the outcome.
+
+Each record has an ``audit_id`` and keeps enough of the request to explain it again later
+(``POST /admin/v1/explain {"audit_id"}``): the target as sent, the body, the headers that
+change a decision (``Content-Type``, ``Idempotency-Key``) and the SHA-256 of the credential,
+which is the store's own lookup key and no use as a token.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,6 +46,15 @@ class Trace:
     outcome: str | None = None
     order_ids: list[str] = field(default_factory=list)
     message: str | None = None
+    audit_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    target: str = ""  # path and query as sent
+    body: str | None = None  # the body as sent (UTF-8, undecodable bytes replaced)
+    headers: dict[str, str] = field(default_factory=dict)  # REPLAYED_HEADERS the client sent
+    credential_sha256: str | None = None
+
+
+# The client headers an explain of a record needs besides the credential.
+REPLAYED_HEADERS = ("Content-Type", "Idempotency-Key")
 
 
 def record(

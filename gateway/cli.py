@@ -21,7 +21,7 @@ from typing import Any
 from rules.decisions import Refused
 from rules.upstream_auth import parse_header_line
 
-from . import http_guard
+from . import accesslog, http_guard
 from .config import Config, ConfigError, load_config
 from .serving import ListenError, serve, serve_worker, serve_workers, workers_refusal
 
@@ -117,6 +117,30 @@ def _upstream_auth(config: Config, args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("upstream-auth set: a header name is given twice")
     _admin(config, args, "PUT", path, {"headers": headers})
     return {"user_id": args.user_id, "dialect": args.dialect, "upstream_auth": list(headers)}
+
+
+def _explain(config: Config, args: argparse.Namespace) -> Any:
+    """``explain --audit-id ID``, or a request as a client would send it (SPEC §12)."""
+    if args.audit_id is not None:
+        if args.method or args.from_ip or args.header:
+            raise SystemExit("explain: give either --audit-id or a request, not both")
+        return _admin(config, args, "POST", "/explain", {"audit_id": args.audit_id})
+    if not (args.method and args.path and args.from_ip):
+        raise SystemExit("explain: give --from-ip IP METHOD PATH [BODY], or --audit-id ID")
+    headers: dict[str, str] = {}
+    for line in args.header:
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():  # not echoed: the line may carry a token
+            raise SystemExit("explain: a --header must be given as 'Name: value'")
+        headers[name.strip()] = value.strip()
+    probe = {
+        "client_ip": args.from_ip,
+        "method": args.method,
+        "path": args.path,
+        "headers": headers,
+        "body": args.body or "",
+    }
+    return _admin(config, args, "POST", "/explain", probe)
 
 
 def _print(value: Any) -> None:
@@ -265,6 +289,25 @@ def _parser() -> argparse.ArgumentParser:
     auth_clear.add_argument("user_id", help=user_id)
     auth_clear.add_argument("dialect", help="upstox, kotak or paradex")
 
+    explain = command(
+        sub,
+        "explain",
+        "what the gateway would decide about a request, step by step, without sending it or"
+        " using up anything; or why a recorded order decision (--audit-id) went as it did",
+    )
+    explain.add_argument("--from-ip", metavar="IP", help="the client IP the request comes from")
+    explain.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header, e.g. 'Authorization: Bearer …' (repeat for more)",
+    )
+    explain.add_argument("--audit-id", metavar="ID", help="explain this audit record again")
+    explain.add_argument("method", nargs="?", metavar="METHOD", help="e.g. POST")
+    explain.add_argument("path", nargs="?", metavar="PATH", help="e.g. /v2/order/place")
+    explain.add_argument("body", nargs="?", metavar="BODY", help="the raw request body")
+
     tail = command(group("audit", "the audit log"), "tail", "show the newest audit records")
     tail.add_argument("--user-id", help="only this account's records")
     tail.add_argument("--limit", type=int, default=20, help="how many records (default 20)")
@@ -304,6 +347,8 @@ def _run(args: argparse.Namespace, config: Config, several: bool) -> int:
     if refusal is not None:
         print(f"order-gateway: {refusal}", file=sys.stderr)
         return 2
+    if command == "serve":
+        accesslog.configure(config.log.format)
     if command == "serve" and several:
         refusal = workers_refusal(config)
         if args.workers > 1 and args.worker_of is not None:
@@ -353,6 +398,8 @@ def _run(args: argparse.Namespace, config: Config, several: bool) -> int:
         _print(_admin(config, args, "PUT", f"/accounts/{args.user_id}/ip", body))
     elif command == "upstream-auth":
         _print(_upstream_auth(config, args))
+    elif command == "explain":
+        _print(_explain(config, args))
     elif command == "audit":
         query = f"?limit={args.limit}" + (f"&user_id={args.user_id}" if args.user_id else "")
         _print(_admin(config, args, "GET", f"/audit{query}"))

@@ -104,6 +104,12 @@ class InstrumentsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LogConfig:
+    access: bool = True  # one line per request on the order_gateway.access logger
+    format: str = "text"  # or "json": one JSON object per line
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
@@ -111,6 +117,7 @@ class Config:
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     instruments: InstrumentsConfig = field(default_factory=InstrumentsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
 
 _SECTIONS: dict[str, frozenset[str]] = {
@@ -149,6 +156,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
         }
     ),
     "instruments": frozenset({"files"}),
+    "log": frozenset({"access", "format"}),
 }
 _LISTS = {("server", "trusted_proxies"), ("instruments", "files")}
 
@@ -187,7 +195,7 @@ def _from_env(section: str, key: str, value: str) -> object:
 
 
 def _build(raw: dict[str, dict[str, Any]]) -> Config:
-    s, a, st, u, r, i = (raw[k] for k in _SECTIONS)
+    s, a, st, u, r, i, lg = (raw[k] for k in _SECTIONS)
     server = ServerConfig(
         host=_str(s, "server.host", "127.0.0.1"),
         port=_int(s, "server.port", 8080, minimum=0, maximum=65535),
@@ -238,6 +246,10 @@ def _build(raw: dict[str, dict[str, Any]]) -> Config:
         rules=rules,
         instruments=InstrumentsConfig(
             files=tuple(Path(p) for p in _strings(i, "instruments.files"))
+        ),
+        log=LogConfig(
+            access=_bool(lg, "log.access", True),
+            format=_choice(lg, "log.format", "text", ("text", "json")),
         ),
     )
 

@@ -75,14 +75,28 @@ async def identify(
 ) -> Snapshot:
     """The credential's snapshot.  ``verify`` proves a cached snapshot current with a shared
     store; the order path skips it because ``Store.admit`` proves it in the same round trip."""
-    snapshot = await store.snapshot(token_hash(token.value))
+    return await identify_hash(
+        store, token_hash(token.value), dialect, session_id=token.session_id, verify=verify
+    )
+
+
+async def identify_hash(
+    store: Credentials,
+    hashed: str,
+    dialect: Dialect | None = None,
+    *,
+    session_id: str | None = None,
+    verify: bool = True,
+) -> Snapshot:
+    """:func:`identify` by the token's hash (an explain of an audit record has no token)."""
+    snapshot = await store.snapshot(hashed)
     if snapshot is not None and verify:
         try:
             await store.verify(snapshot)
         except StaleSnapshot:
-            snapshot = await store.snapshot(token_hash(token.value))
+            snapshot = await store.snapshot(hashed)
     if snapshot is None or (
-        token.session_id is not None and token.session_id != snapshot.credential.session_id
+        session_id is not None and session_id != snapshot.credential.session_id
     ):
         raise Refused(Reason.INVALID_TOKEN, "invalid or expired access token; log in again")
     kind = snapshot.credential.kind

@@ -17,8 +17,6 @@ aiohttp's plain-text page.  Once an order may have reached the upstream (the pip
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -27,6 +25,7 @@ from aiohttp.typedefs import Middleware
 
 from rules.decisions import Reason, Refuse, Refused
 
+from .accesslog import note_refusal, request_id
 from .dialects.base import Dialect, refusal_response
 from .metrics import Metrics
 from .stores.base import StoreUnavailable
@@ -43,9 +42,6 @@ STORE_UNAVAILABLE = "the gateway's store is unavailable; nothing was sent"
 
 # Set on the request by the pipeline just before an order's first byte goes upstream.
 SENT = web.RequestKey("sent", bool)
-
-# A client's request id is echoed only when it cannot smuggle anything into a header or a log.
-_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def gateway_envelope(refuse: Refuse) -> dict[str, Any]:
@@ -78,11 +74,6 @@ class Envelopes:
         return dialect.refusal(refuse, extra)
 
 
-def request_id(request: web.Request) -> str:
-    given = request.headers.get("X-Request-Id", "")
-    return given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-
-
 def _http_refusal(exc: web.HTTPException, max_body_bytes: int) -> Refuse | None:
     """aiohttp's own 4xx for what the router or the body reader refused, as our reasons."""
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
@@ -100,11 +91,13 @@ def error_boundary(envelopes: Envelopes, metrics: Metrics, *, max_body_bytes: in
         try:
             return await handler(request)
         except Refused as refused:
+            note_refusal(request, refused.refusal.reason)
             return envelopes.render(request.path, refused.refusal)
         except web.HTTPException as exc:
             refuse = _http_refusal(exc, max_body_bytes)
             if refuse is None:
                 raise
+            note_refusal(request, refuse.reason)
             response = envelopes.render(request.path, refuse)
             if isinstance(exc, web.HTTPMethodNotAllowed):
                 response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
@@ -112,9 +105,11 @@ def error_boundary(envelopes: Envelopes, metrics: Metrics, *, max_body_bytes: in
         except Exception as exc:
             if not request.get(SENT):
                 if isinstance(exc, StoreUnavailable):
+                    note_refusal(request, Reason.STORE_UNAVAILABLE)
                     refuse = Refuse(Reason.STORE_UNAVAILABLE, STORE_UNAVAILABLE)
                     return envelopes.render(request.path, refuse)
                 if isinstance(exc, UpstreamError):
+                    note_refusal(request, exc.reason)
                     return envelopes.render(request.path, Refuse(exc.reason, str(exc)))
             return last_resort(envelopes, metrics, request, exc)
 
@@ -125,6 +120,7 @@ def last_resort(
     envelopes: Envelopes, metrics: Metrics, request: web.Request, exc: Exception
 ) -> web.Response:
     rid = request_id(request)
+    note_refusal(request, Reason.INTERNAL_ERROR)
     dialect = envelopes.owner(request.path)
     metrics.child(metrics.internal_errors, dialect.name if dialect else "gateway").inc()
     log.error(

@@ -46,26 +46,52 @@ class Claim:
 NO_KEY = Claim()
 
 
-async def claim(store: Idempotency, request: web.Request, snapshot: Snapshot, body: bytes) -> Claim:
-    key = request.headers.get("Idempotency-Key")
+def _intent(
+    headers: Mapping[str, str], method: str, raw_path: str, snapshot: Snapshot, body: bytes
+) -> IdempotencyRecord | None:
+    """The claim a request's key would make, or None without a key."""
+    key = headers.get("Idempotency-Key")
     if key is None:
-        return NO_KEY
+        return None
     if not 0 < len(key) <= 255:
         raise Refused(Reason.BAD_REQUEST, "Idempotency-Key must be 1 to 255 characters")
-    digest = hashlib.sha256(
-        b"\0".join((request.method.encode(), request.raw_path.encode(), body))
-    ).hexdigest()
-    record = IdempotencyRecord(user_id=snapshot.account.user_id, key=key, body_hash=digest)
-    existing = await store.begin_idempotent(record)
+    digest = hashlib.sha256(b"\0".join((method.encode(), raw_path.encode(), body))).hexdigest()
+    return IdempotencyRecord(user_id=snapshot.account.user_id, key=key, body_hash=digest)
+
+
+def _judge(record: IdempotencyRecord, existing: IdempotencyRecord | None) -> Claim:
     if existing is None:
         return Claim(record=record)
-    if existing.body_hash != digest:
+    if existing.body_hash != record.body_hash:
         raise Refused(
             Reason.IDEMPOTENCY_MISMATCH, "this Idempotency-Key was used with a different request"
         )
     if existing.status is None:
         raise Refused(Reason.CONFLICT, "a request with this Idempotency-Key is still in flight")
     return Claim(replay=Replay(existing.status, existing.headers, existing.body))
+
+
+async def claim(store: Idempotency, request: web.Request, snapshot: Snapshot, body: bytes) -> Claim:
+    record = _intent(request.headers, request.method, request.raw_path, snapshot, body)
+    if record is None:
+        return NO_KEY
+    return _judge(record, await store.begin_idempotent(record))
+
+
+async def peek(
+    store: Idempotency,
+    headers: Mapping[str, str],
+    method: str,
+    raw_path: str,
+    snapshot: Snapshot,
+    body: bytes,
+) -> Claim:
+    """What :func:`claim` would answer, claiming nothing (explain, SPEC §12): a fresh
+    ``record`` means the key is free and would be claimed."""
+    record = _intent(headers, method, raw_path, snapshot, body)
+    if record is None:
+        return NO_KEY
+    return _judge(record, await store.peek_idempotent(record.user_id, record.key))
 
 
 async def release(store: Idempotency, claimed: Claim) -> None:

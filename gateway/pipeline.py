@@ -43,18 +43,20 @@ from rules.tokens import check_scope
 from rules.types import Action, CredentialKind, IPAddress
 
 from . import audit, idempotency
+from .accesslog import ACCESS
 from .answers import order_answer, outcome
-from .audit import Trace
+from .audit import REPLAYED_HEADERS, Trace
 from .clock import Clock
 from .config import RulesConfig, ServerConfig
 from .dialects.base import Decoded, Dialect, Token
-from .edge import client_ip, identify, read_body
+from .edge import client_ip, identify, identify_hash, read_body
 from .errors import SENT, STORE_UNAVAILABLE
 from .forwarding import upstream_headers
 from .idempotency import Claim
 from .instruments import InstrumentMaster
 from .ltp import LtpBook
 from .metrics import Metrics
+from .services import token_hash
 from .stores.base import Snapshot, StaleSnapshot, StoreUnavailable
 from .stores.roles import Admission, AuditLog, Credentials, Idempotency, OrderBook
 from .upstream import Upstream, UpstreamError, UpstreamResponse, response_headers
@@ -114,7 +116,8 @@ class Pipeline:
             dialect.name,
             request.method,
             request.path,
-            route_class=match.route.action.value if match else "order",
+            route_class=match.route.action.value if match else "read",
+            target=request.raw_path,
         )
         try:
             ip = client_ip(request, self.server.trusted_proxies)
@@ -133,7 +136,7 @@ class Pipeline:
                     Reason.METHOD_NOT_ALLOWED, f"{request.method} is not allowed on {request.path}"
                 )
             if match is None:
-                return await self._other(request, dialect)
+                return await self._other(request, dialect, trace)
             return await self._order(request, dialect, match, ip, token, trace, started)
         except Refused as refused:
             self._refused(refused.refusal, trace, match is not None)
@@ -145,6 +148,12 @@ class Pipeline:
             refusal = Refuse(Reason.STORE_UNAVAILABLE, STORE_UNAVAILABLE)
             self._refused(refusal, trace, match is not None)
             raise
+        finally:
+            note = request.get(ACCESS)
+            if note is not None:  # the request log's line (accesslog.py)
+                note.dialect, note.route_class = dialect.name, trace.route_class
+                note.account, note.upstream_ms = trace.user_id, trace.upstream_latency_ms
+                note.decision, note.reason = trace.decision, trace.reason
 
     # order routes ---------------------------------------------------------------------------
 
@@ -160,14 +169,18 @@ class Pipeline:
     ) -> web.StreamResponse:
         route = match.route
         rules = self.rules
-        body: bytes | None = None
+        body: bytes | None = None  # read once admitted: nobody else learns even its limit
+        trace.headers = {h: request.headers[h] for h in REPLAYED_HEADERS if h in request.headers}
+        hashed = token_hash(token.value)
         for _ in range(_MAX_STALE_RETRIES):
             snapshot = await identify(self.credentials, token, dialect, verify=False)
             trace.user_id = snapshot.account.user_id
             trace.session_id = snapshot.credential.session_id
-            self._admit(snapshot, ip)
-            if body is None:  # read once admitted: nobody else learns even the body limit
+            trace.credential_sha256 = hashed
+            self.admit(snapshot, ip)
+            if body is None:
                 body = await read_body(request, self.server.max_body_bytes)
+                trace.body = body.decode(errors="replace")
             decoded = dialect.decode_request(match, body, request.raw_path)
             # SPEC §7 counts orders, not requests: decided before the idempotency claim and
             # any LTP fetch, so a request that alone exceeds the limit costs nothing
@@ -177,7 +190,7 @@ class Pipeline:
                 freeze_quantity=self.instruments.freeze_quantity,
             )
             trace.original = [dict(doc.fields) for doc in decoded.docs]
-            await self._rewrite(dialect, decoded, snapshot, token)
+            self._converted(dialect, await self.rewrite(dialect, decoded, snapshot, hashed))
             trace.rewritten = [dict(doc.fields) for doc in decoded.docs]
             claimed = await idempotency.claim(self.idempotency, request, snapshot, body)
             if claimed.replay is not None:
@@ -206,7 +219,7 @@ class Pipeline:
             )
         raise Refused(Reason.STORE_UNAVAILABLE, "the account changed repeatedly; try again")
 
-    def _admit(self, snapshot: Snapshot, client_ip: IPAddress) -> None:
+    def admit(self, snapshot: Snapshot, client_ip: IPAddress) -> None:
         """SPEC §5 steps 1-4: live, registered IP, session from it, holding its slot."""
         slot = snapshot.registration.slot_of(client_ip)
         admit_order(
@@ -225,12 +238,20 @@ class Pipeline:
             snapshot = await identify(self.credentials, dialect.token(request.headers), dialect)
         except StoreUnavailable as exc:
             raise Refused(Reason.STORE_UNAVAILABLE, STORE_UNAVAILABLE) from exc
-        self._admit(snapshot, ip)
+        self.admit(snapshot, ip)
 
-    async def _rewrite(
-        self, dialect: Dialect, decoded: Decoded, snapshot: Snapshot, token: Token
-    ) -> None:
+    def _converted(self, dialect: Dialect, count: int) -> None:
+        if count:
+            self.metrics.child(self.metrics.conversions, dialect.name).inc(count)
+
+    async def rewrite(
+        self, dialect: Dialect, decoded: Decoded, snapshot: Snapshot, credential_sha256: str
+    ) -> int:
+        """Resolve each order against the order book and price MARKET/SL-M by the grid
+        (SPEC §6), in place; the number converted.  Shared with explain, so it only reads:
+        a quote it must fetch goes to the upstream's quote route and counts against nothing."""
         rules = self.rules
+        converted = 0
         user_id = snapshot.account.user_id
         for doc in decoded.docs:
             intent = doc.intent
@@ -251,7 +272,7 @@ class Pipeline:
                 and rules.market_orders is MarketPolicy.CONVERT
             ):
                 seen = self.ltp.cached(instrument.key) or await self.ltp.fresh(
-                    instrument, lambda i: self._fetch_ltp(dialect, i, token)
+                    instrument, lambda i: self._fetch_ltp(dialect, i, credential_sha256)
                 )
                 if seen is not None:
                     ltp, age = seen
@@ -266,12 +287,15 @@ class Pipeline:
             )
             if conversion is not None:
                 dialect.apply(doc, conversion)
-                self.metrics.child(self.metrics.conversions, dialect.name).inc()
+                converted += 1
+        return converted
 
-    async def _fetch_ltp(self, dialect: Dialect, instrument: Any, token: Token) -> Decimal | None:
+    async def _fetch_ltp(
+        self, dialect: Dialect, instrument: Any, credential_sha256: str
+    ) -> Decimal | None:
         # Proved current first (admit has not run yet): a quote fetched on the order's behalf
         # carries the account's identity or upstream credential as it is now.
-        snapshot = await identify(self.credentials, token, dialect)
+        snapshot = await identify_hash(self.credentials, credential_sha256, dialect)
         path = dialect.ltp_path(instrument)  # signed with its query: the instrument asked for
         headers = self._identity(
             snapshot, dialect, "GET", path, {"Accept": "application/json"}, body=None
@@ -443,8 +467,11 @@ class Pipeline:
         )
         return snapshot
 
-    async def _other(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
+    async def _other(
+        self, request: web.Request, dialect: Dialect, trace: Trace
+    ) -> web.StreamResponse:
         snapshot = await self.authenticate(request, dialect)
+        trace.user_id = snapshot.account.user_id
         body = await read_body(request, self.server.max_body_bytes)
         payload, content_type = dialect.reencode_other(body, request.content_type)
         path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
@@ -453,6 +480,8 @@ class Pipeline:
             headers["Content-Type"] = content_type
         # an UpstreamError is the boundary's to render: a read has no outcome to report
         upstream = await self.upstream.send(dialect.name, request.method, path_qs, headers, payload)
+        trace.decision = "forwarded"
+        trace.upstream_latency_ms = round(upstream.latency_s * 1000, 3)
         return web.Response(
             status=upstream.status, body=upstream.body, headers=response_headers(upstream.headers)
         )

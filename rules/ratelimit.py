@@ -23,10 +23,26 @@ limiter; the Redis store runs the same algorithm atomically in Lua across instan
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
-__all__ = ["SlidingWindowLimiter"]
+__all__ = ["SlidingWindowLimiter", "wait_for"]
 
 _MIN_WAIT = 1e-6
+
+
+def wait_for(
+    in_window: Sequence[float], *, now: float, limit: int, window: float, count: int
+) -> float | None:
+    """Seconds until ``count`` admissions fit beside ``in_window`` (the unexpired admission
+    times, oldest first), or None if they fit now.  The one place the answer is computed:
+    the limiter below, and the stores' read-only look at a window (explain), use it."""
+    if count > limit:
+        return window  # never fits; the caller refuses it before asking
+    excess = len(in_window) + count - limit
+    if excess <= 0:
+        return None
+    # Float rounding must not turn "wait a moment" into "wait 0 s" (Retry-After: 0).
+    return max(in_window[excess - 1] + window - now, _MIN_WAIT)
 
 
 class SlidingWindowLimiter:
@@ -45,18 +61,20 @@ class SlidingWindowLimiter:
 
     def _wait(self, hits: deque[float] | None, now: float, count: int) -> float | None:
         """Seconds until ``count`` admissions fit, or None if they fit now; drops expired hits."""
-        if count > self.limit:
-            return self.window  # never fits; the caller refuses it before asking
-        if hits is None:
-            return None
-        cutoff = now - self.window
-        while hits and hits[0] <= cutoff:
-            hits.popleft()
-        excess = len(hits) + count - self.limit
-        if excess <= 0:
-            return None
-        # Float rounding must not turn "wait a moment" into "wait 0 s" (Retry-After: 0).
-        return max(hits[excess - 1] + self.window - now, _MIN_WAIT)
+        if hits is not None:
+            cutoff = now - self.window
+            while hits and hits[0] <= cutoff:
+                hits.popleft()
+        return wait_for(hits or (), now=now, limit=self.limit, window=self.window, count=count)
+
+    def peek(self, key: str, now: float, count: int = 1) -> tuple[int, float | None]:
+        """The admissions in ``key``'s window and what :meth:`try_acquire` would answer,
+        recording nothing (an explain must leave the window as it found it)."""
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
+        hits = self._hits.get(key)
+        wait = self._wait(hits, now, count)
+        return (0 if hits is None else len(hits)), wait
 
     def try_acquire(self, key: str, now: float, count: int = 1) -> float | None:
         """None: ``count`` admissions made and recorded; else the seconds (> 0) until they fit."""

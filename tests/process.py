@@ -24,9 +24,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def clean_env(**values: str) -> dict[str, str]:
-    """The environment without the developer's own GATEWAY_* settings, plus ``values``."""
+    """The environment without the developer's own GATEWAY_* settings, plus ``values``.
+
+    The request log is off unless ``values`` turn it on: :func:`start` pipes stderr and most
+    tests read it only once the process exits, and a pipe holds 64 KiB (some 250 lines), so
+    a burst's access lines would block the gateway on its next write."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return {**env, **values}
+    return {**env, "GATEWAY_LOG_ACCESS": "false", **values}
 
 
 async def start(env: dict[str, str], *args: str, cwd: Path = ROOT) -> asyncio.subprocess.Process:

@@ -289,6 +289,13 @@ class Store(abc.ABC):
         Raises StaleSnapshot when the snapshot no longer holds (shared stores only).
         """
 
+    @abc.abstractmethod
+    async def peek_admit(
+        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0, count: int = 1
+    ) -> tuple[int, float | None]:
+        """The admissions in the account's window and what :meth:`admit` would answer now,
+        taking nothing (explain, SPEC §12)."""
+
     # registry
     @abc.abstractmethod
     async def get_registration(self, user_id: str) -> Registration:
@@ -349,6 +356,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def begin_idempotent(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         """Durably claim (user_id, key): None when claimed now, else the existing record."""
+
+    @abc.abstractmethod
+    async def peek_idempotent(self, user_id: str, key: str) -> IdempotencyRecord | None:
+        """The record of (user_id, key), claiming nothing (explain, SPEC §12)."""
 
     @abc.abstractmethod
     async def finish_idempotent(self, record: IdempotencyRecord) -> None: ...

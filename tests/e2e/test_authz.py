@@ -297,7 +297,11 @@ ADMIN_ROUTES: dict[tuple[str, str], list[Probe]] = {
             method,
             "/admin/v1"
             + path.format(
-                user_id="NOBODY", member_id="NOBODY2", session_id="0" * 32, dialect="upstox"
+                user_id="NOBODY",
+                member_id="NOBODY2",
+                session_id="0" * 32,
+                dialect="upstox",
+                audit_id="0" * 32,
             ),
             body,
             admin_only(answer),
@@ -320,6 +324,8 @@ ADMIN_ROUTES: dict[tuple[str, str], list[Probe]] = {
         ("PUT", "/ltp", {}, 400),
         ("GET", "/audit", None, 200),
         ("GET", "/overview", None, 200),
+        ("POST", "/explain", {}, 400),
+        ("GET", "/audit/{audit_id}/explain", None, 404),
     )
 }
 

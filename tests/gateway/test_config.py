@@ -17,6 +17,7 @@ from gateway.config import (
     Config,
     ConfigError,
     InstrumentsConfig,
+    LogConfig,
     RulesConfig,
     ServerConfig,
     StoreConfig,
@@ -65,6 +66,7 @@ def test_defaults_are_the_specs() -> None:
     assert r.public_ips_only is False
     assert r.grid == default_grid()
     assert config.instruments == InstrumentsConfig(files=())
+    assert config.log == LogConfig(access=True, format="text")
     # No admin token: the admin API is disabled, not open.
     assert config.admin == AdminConfig(token="")
 
@@ -111,6 +113,10 @@ paradex_grid = true
 
 [instruments]
 files = ["masters/upstox.json.gz", "masters/kotak.csv"]
+
+[log]
+access = false
+format = "json"
 """
 
 
@@ -154,6 +160,7 @@ def test_file_overrides_every_default(tmp_path: Path) -> None:
         Path("masters/upstox.json.gz"),
         Path("masters/kotak.csv"),
     )
+    assert config.log == LogConfig(access=False, format="json")
 
 
 def test_grid_file_replaces_the_shipped_grid(tmp_path: Path) -> None:
@@ -327,6 +334,8 @@ BAD_ENV = [
     ("GATEWAY_RULES_ALGO_ID", "99999\r\nX-Evil: 1", "rules.algo_id"),
     ("GATEWAY_RULES_ALGO_NAME", "bot\nX-Evil: 1", "rules.algo_name"),
     ("GATEWAY_RULES_GRID_FILE", "/nonexistent/grid.toml", "rules.grid_file"),
+    ("GATEWAY_LOG_FORMAT", "xml", "log.format"),
+    ("GATEWAY_LOG_ACCESS", "sometimes", "log.access"),
 ]
 
 
@@ -362,6 +371,8 @@ BAD_TOML = [
     ("[rules]\ntimezone = 'IST'\n", "rules.timezone"),
     ("[instruments]\nfiles = 'a.json'\n", "instruments.files"),
     ("[instruments]\nfiles = [1]\n", "instruments.files"),
+    ("[log]\nformat = 'JSON'\n", "log.format"),
+    ("[log]\nacess = true\n", "log.acess"),
 ]
 
 

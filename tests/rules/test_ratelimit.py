@@ -151,3 +151,21 @@ def test_expiry_is_decided_on_the_subtracted_cutoff() -> None:
     assert (now - t >= 0.1) != (t <= now - 0.1)
     assert limiter.try_acquire("k", t) is None
     assert (limiter.try_acquire("k", now) is None) is (t <= now - 0.1)
+
+
+def test_peek_answers_as_try_acquire_would_and_records_nothing() -> None:
+    limiter = SlidingWindowLimiter(3)
+    assert limiter.peek("U1", 0.0) == (0, None)
+    assert limiter.peek("U1", 0.0, count=4) == (0, 1.0)  # more than the limit never fits
+    assert burst(limiter, "U1", 0.0, 2) == [None, None]
+    assert limiter.peek("U1", 0.5) == (2, None)
+    assert limiter.peek("U1", 0.5, count=2) == pytest.approx((2, 0.5))
+    # eleven peeks later the window still holds two: the third admission still fits
+    for _ in range(11):
+        limiter.peek("U1", 0.5)
+    assert limiter.try_acquire("U1", 0.5) is None
+    assert limiter.peek("U1", 0.6) == pytest.approx((3, 0.4))
+    assert limiter.peek("U1", 1.0) == (1, None)  # the two at 0.0 left the window
+    assert limiter.peek("U1", 1.5) == (0, None)
+    with pytest.raises(ValueError, match="count"):
+        limiter.peek("U1", 1.0, count=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rules.ratelimit import wait_for
+
 from ..base import Snapshot
 from .core import RedisCore
 from .scripts import standalone
@@ -63,3 +65,27 @@ class RedisAdmission(RedisCore):
         if reply[0] == b"limited":
             return float(reply[2])
         return None
+
+    async def peek_admit(
+        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0, count: int = 1
+    ) -> tuple[int, float | None]:
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
+        # Read only: what ADMIT keeps after its ZREMRANGEBYSCORE (scores above now - window,
+        # the bound written as ADMIT writes it), judged by the same rule.
+        rows = await self._cmd(
+            "ZRANGEBYSCORE",
+            self._key("rate", snapshot.account.user_id),
+            "(%.17g" % (now - window),
+            "+inf",
+            "WITHSCORES",
+        )
+        # redis-py answers WITHSCORES as [member, score] pairs (RESP3) or one flat list
+        pairs = (
+            rows
+            if rows and isinstance(rows[0], list | tuple)
+            else zip(rows[::2], rows[1::2], strict=True)
+        )
+        scores = [float(score) for _, score in pairs]
+        wait = wait_for(scores, now=now, limit=limit, window=window, count=count)
+        return len(scores), wait

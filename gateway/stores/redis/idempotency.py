@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from ..base import IdempotencyRecord
@@ -56,18 +58,11 @@ class RedisIdempotency(RedisCore):
             self._idem_key(record),
             [record.body_hash, _IDEMPOTENCY_TTL_MS],
         )
-        if not found:
-            return None
-        h = codec.fields(found)
-        status = h.get(b"status")
-        return IdempotencyRecord(
-            user_id=record.user_id,
-            key=record.key,
-            body_hash=h[b"body_hash"].decode(),
-            status=None if status is None else int(status),
-            headers=orjson.loads(h.get(b"headers", b"{}")),
-            body=h.get(b"body", b""),
-        )
+        return _record(record.user_id, record.key, found)
+
+    async def peek_idempotent(self, user_id: str, key: str) -> IdempotencyRecord | None:
+        probe = IdempotencyRecord(user_id=user_id, key=key, body_hash="")
+        return _record(user_id, key, await self._cmd("HGETALL", self._idem_key(probe)[0]))
 
     async def finish_idempotent(self, record: IdempotencyRecord) -> None:
         await self._eval(
@@ -78,3 +73,19 @@ class RedisIdempotency(RedisCore):
 
     async def release_idempotent(self, record: IdempotencyRecord) -> None:
         await self._eval(RELEASE_IDEMPOTENT, self._idem_key(record), [])
+
+
+def _record(user_id: str, key: str, found: Any) -> IdempotencyRecord | None:
+    """The record from a hash's fields (an empty reply: there is none)."""
+    if not found:
+        return None
+    h = codec.fields(found)
+    status = h.get(b"status")
+    return IdempotencyRecord(
+        user_id=user_id,
+        key=key,
+        body_hash=h[b"body_hash"].decode(),
+        status=None if status is None else int(status),
+        headers=orjson.loads(h.get(b"headers", b"{}")),
+        body=h.get(b"body", b""),
+    )

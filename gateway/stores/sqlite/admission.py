@@ -20,3 +20,11 @@ class SQLiteAdmission(SQLiteCore):
         if limiter is None:
             limiter = self._limiters[(limit, window)] = SlidingWindowLimiter(limit, window)
         return limiter.try_acquire(snapshot.account.user_id, now, count)
+
+    async def peek_admit(
+        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0, count: int = 1
+    ) -> tuple[int, float | None]:
+        if self._db is None or not self._healthy:
+            raise StoreUnavailable("the sqlite store is not answering")
+        limiter = self._limiters.get((limit, window)) or SlidingWindowLimiter(limit, window)
+        return limiter.peek(snapshot.account.user_id, now, count)

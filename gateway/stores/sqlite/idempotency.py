@@ -34,6 +34,23 @@ class SQLiteIdempotency(SQLiteCore):
 
         return await self._run(write)
 
+    async def peek_idempotent(self, user_id: str, key: str) -> IdempotencyRecord | None:
+        row = await self._one(
+            "SELECT body_hash, status, headers, body FROM idempotency"
+            " WHERE user_id = ? AND key = ?",
+            (user_id, key),
+        )
+        if row is None:
+            return None
+        return IdempotencyRecord(
+            user_id=user_id,
+            key=key,
+            body_hash=row[0],
+            status=row[1],
+            headers=orjson.loads(row[2]),
+            body=bytes(row[3]),
+        )
+
     async def finish_idempotent(self, record: IdempotencyRecord) -> None:
         await self._run(
             lambda: self._conn.execute(

@@ -51,3 +51,21 @@ async def test_admit_takes_count_slots_at_once_or_none(store: Store) -> None:
     assert await store.admit(snap, now=101.25, limit=4, count=4) is None
     assert await store.admit(snap, now=105.0, limit=4, count=5) is not None
     assert await store.admit(snap, now=105.0, limit=4, count=4) is None
+
+
+async def test_peek_admit_reads_the_window_and_takes_nothing(store: Store) -> None:
+    await accounts(store, "u1")
+    snap = await login(store, "a", "u1")
+
+    assert await store.peek_admit(snap, now=100.0, limit=3) == (0, None)
+    assert await store.admit(snap, now=100.0, limit=3, count=2) is None
+    for _ in range(5):  # as often as anyone asks: the window is unchanged
+        assert await store.peek_admit(snap, now=100.25, limit=3) == (2, None)
+    count, wait = await store.peek_admit(snap, now=100.25, limit=3, count=2)
+    assert count == 2
+    assert wait == pytest.approx(0.75)
+    assert await store.admit(snap, now=100.25, limit=3) is None  # the slot peeked at was free
+    count, wait = await store.peek_admit(snap, now=100.5, limit=3)
+    assert count == 3
+    assert wait == pytest.approx(0.5)
+    assert await store.peek_admit(snap, now=101.0, limit=3) == (1, None)  # two left the window

@@ -55,3 +55,17 @@ async def test_release_keeps_a_finished_record(store: Store) -> None:
     await store.finish_idempotent(done)
     await store.release_idempotent(idem("u1", "k1"))
     assert await store.begin_idempotent(idem("u1", "k1")) == done
+
+
+async def test_peek_reads_a_record_and_claims_nothing(store: Store) -> None:
+    assert await store.peek_idempotent("u1", "k1") is None
+    assert await store.begin_idempotent(idem("u1", "k1", "h1")) is None  # the peek claimed nothing
+    assert await store.peek_idempotent("u1", "k1") == IdempotencyRecord(
+        user_id="u1", key="k1", body_hash="h1", status=None
+    )
+    done = IdempotencyRecord(
+        user_id="u1", key="k1", body_hash="h1", status=201, headers={"A": "b"}, body=b"x\x00"
+    )
+    await store.finish_idempotent(done)
+    assert await store.peek_idempotent("u1", "k1") == done
+    assert await store.peek_idempotent("u2", "k1") is None
