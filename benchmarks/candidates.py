@@ -35,7 +35,7 @@ from benchmarks import cpu, gateways
 from benchmarks import upstream as fast_upstream
 from benchmarks.gateways import HOST, Headers, SetupError
 
-NAMES = ("upstream", "naive", *gateways.NAMES)
+NAMES = ("upstream", "naive", *gateways.NAMES, gateways.BASELINE)
 START_TIMEOUT_S = 30.0
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -51,6 +51,11 @@ class SetupError(RuntimeError):
     pass
 
 
+# The plain gateway measured from another commit (``--baseline-ref``) in the same run, so a
+# change is judged against what came before it on the same machine state.
+BASELINE = "gateway-baseline"
+
+
 @dataclass(frozen=True)
 class GatewaySpec:
     store: str  # "sqlite" or "redis"
@@ -60,6 +65,8 @@ class GatewaySpec:
     @classmethod
     def of(cls, name: str) -> GatewaySpec | None:
         """The spec a candidate name stands for; None for a name that is not a gateway."""
+        if name == BASELINE:  # the SQLite gateway, as committed at --baseline-ref
+            name = "gateway"
         if name not in NAMES:
             return None
         return cls(

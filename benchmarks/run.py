@@ -61,6 +61,11 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
         help="measure the gateway as committed at this git ref (e.g. HEAD), not the work tree",
     )
     p.add_argument(
+        "--baseline-ref",
+        help="also measure the SQLite gateway as committed at this git ref, as the candidate"
+        " gateway-baseline, interleaved with the others (a before/after in one run)",
+    )
+    p.add_argument(
         "--quiet-wait",
         type=float,
         default=60.0,
@@ -162,6 +167,11 @@ class Bench:
             self.gateway_src = workroot / "src"
             commit = candidates.snapshot(args.gateway_ref, self.gateway_src)
             self.gateway_version = f"commit {commit}"
+        self.baseline_src: Path | None = None
+        if args.baseline_ref:
+            self.baseline_src = workroot / "baseline"
+            commit = candidates.snapshot(args.baseline_ref, self.baseline_src)
+            self.gateway_version += f"; {gateways.BASELINE} at commit {commit}"
 
     def _generate(
         self, phase: str, ep: candidates.Endpoint, duration: float, workdir: Path
@@ -206,7 +216,7 @@ class Bench:
             workdir,
             self.placement,
             self.args.upstream,
-            self.gateway_src,
+            self.baseline_src if name == gateways.BASELINE else self.gateway_src,
             self.args.accounts,
         ) as ep:
             idle_busy = self._wait_quiet()
@@ -244,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.candidates.split(",") if n.strip()]
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = set(names) - set(candidates.NAMES) | set(phases) - {"closed", "open"}
+    if args.baseline_ref and gateways.BASELINE not in names:
+        names.append(gateways.BASELINE)
+    if gateways.BASELINE in names and not args.baseline_ref:
+        raise SystemExit(f"{gateways.BASELINE} needs --baseline-ref")
     if unknown:
         raise SystemExit(f"unknown candidate or phase: {', '.join(sorted(unknown))}")
     workroot = Path(tempfile.mkdtemp(prefix="gw-bench-"))
