@@ -76,6 +76,9 @@ class Account:
     parent_id: str | None = None  # set on a family member: the parent's IPs apply
     algo_id: str | None = None  # per-account override of rules.algo_id (SPEC §8)
     algo_name: str | None = None  # the algo's registered name, per account (SPEC §8)
+    # The local address the account's upstream traffic leaves from (SPEC §14): what the
+    # broker sees and what the account registered there.  None: the host's default route.
+    egress_ip: str | None = None
     # dialect -> header -> value: the account's broker credential, sent instead of the
     # gateway's identity headers (SPEC §10).  A secret: kept out of repr, logs and answers.
     upstream_auth: Mapping[str, Mapping[str, str]] = field(
@@ -103,6 +106,8 @@ class Snapshot:
     # that invalidates it increments the account's epoch (and a parent's IP change its own).
     epoch: int = 0  # the account's invalidation epoch when read
     parent_epoch: int = 0  # the family parent's epoch when read; 0 without a parent
+    # The effective egress address (SPEC §14): the account's own, else its family parent's.
+    egress_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +206,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_algo(self, user_id: str, *, algo_id: str | None, algo_name: str | None) -> bool:
         """Set (None clears) the account's algo id and name; False for an unknown account."""
+
+    @abc.abstractmethod
+    async def set_egress(self, user_id: str, ip: str | None) -> bool:
+        """Set (None clears) the account's egress address, moving its epoch so every cached
+        snapshot (its own and its family members') reads the new one; False: no account."""
 
     @abc.abstractmethod
     async def create_app(self, app: App) -> App: ...

@@ -70,6 +70,9 @@ class Accounts(Protocol):
     async def set_algo(
         self, user_id: str, *, algo_id: str | None, algo_name: str | None
     ) -> bool: ...
+    async def set_egress(self, user_id: str, ip: str | None) -> bool:
+        """False: no such account."""
+
     async def create_app(self, app: App) -> App: ...
     async def get_app(self, api_key: str) -> App | None: ...
 

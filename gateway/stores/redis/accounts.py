@@ -64,6 +64,25 @@ return {'ok', out}
 )
 
 
+SET_EGRESS = with_prelude(
+    "set_egress",
+    """
+-- ARGV: prefix, user id, address or '' to clear.  The epoch moves in the same step: the
+-- account's cached snapshots, and its family members' (by the parent epoch), read it again.
+local account = key('account', ARGV[2])
+if redis.call('EXISTS', account) == 0 then return {'none', {}} end
+if ARGV[3] == '' then
+  redis.call('HDEL', account, 'egress_ip')
+else
+  redis.call('HSET', account, 'egress_ip', ARGV[3])
+end
+local out = {}
+bump(ARGV[2], out)
+return {'ok', out}
+""",
+)
+
+
 class RedisAccounts(RedisCore):
     async def create_account(self, account: Account) -> Account:
         fields: list[str] = [
@@ -80,6 +99,8 @@ class RedisAccounts(RedisCore):
             fields += ["algo_id", account.algo_id]
         if account.algo_name is not None:
             fields += ["algo_name", account.algo_name]
+        if account.egress_ip is not None:
+            fields += ["egress_ip", account.egress_ip]
         for dialect, headers in account.upstream_auth.items():
             fields += [codec.AUTH + dialect, orjson.dumps(dict(headers)).decode()]
         reply = await self._run(CREATE_ACCOUNT, account.user_id, account.parent_id or "", *fields)
@@ -103,6 +124,10 @@ class RedisAccounts(RedisCore):
 
     async def set_algo(self, user_id: str, *, algo_id: str | None, algo_name: str | None) -> bool:
         reply = await self._run(SET_ALGO, user_id, algo_id or "", algo_name or "")
+        return bool(reply[0] == b"ok")
+
+    async def set_egress(self, user_id: str, ip: str | None) -> bool:
+        reply = await self._run(SET_EGRESS, user_id, ip or "")
         return bool(reply[0] == b"ok")
 
     async def create_app(self, app: App) -> App:

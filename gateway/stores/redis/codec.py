@@ -77,6 +77,7 @@ def account(h: Mapping[bytes, bytes]) -> Account:
         parent_id=text(h.get(b"parent_id")),
         algo_id=text(h.get(b"algo_id")),
         algo_name=text(h.get(b"algo_name")),
+        egress_ip=text(h.get(b"egress_ip")),
         upstream_auth={
             name.removeprefix(AUTH_BYTES).decode(): orjson.loads(value)
             for name, value in h.items()

@@ -22,7 +22,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     user_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL,
     parent_id TEXT REFERENCES accounts(user_id), algo_id TEXT,
-    upstream_auth TEXT NOT NULL DEFAULT '{}', algo_name TEXT
+    upstream_auth TEXT NOT NULL DEFAULT '{}', algo_name TEXT, egress_ip TEXT
 );
 CREATE TABLE IF NOT EXISTS apps (
     api_key TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES accounts(user_id),
@@ -102,9 +102,13 @@ def migrate(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE accounts ADD COLUMN upstream_auth TEXT NOT NULL DEFAULT '{}'")
     if "algo_name" not in columns:
         db.execute("ALTER TABLE accounts ADD COLUMN algo_name TEXT")
+    if "egress_ip" not in columns:
+        db.execute("ALTER TABLE accounts ADD COLUMN egress_ip TEXT")
 
 
-ACCOUNT_COLUMNS = "user_id, name, created_at, parent_id, algo_id, upstream_auth, algo_name"
+ACCOUNT_COLUMNS = (
+    "user_id, name, created_at, parent_id, algo_id, upstream_auth, algo_name, egress_ip"
+)
 
 
 METADATA_SELECT = (
@@ -133,6 +137,7 @@ def account_row(row: Sequence[Any]) -> Account:
         algo_id=row[4],
         upstream_auth=orjson.loads(row[5]),
         algo_name=row[6],
+        egress_ip=row[7],
     )
 
 
