@@ -20,7 +20,7 @@ from rules.decisions import Reason, Refused
 from rules.registry import Registration, check_ip_commit, parse_ip_update
 from rules.upstream_auth import parse_upstream_auth
 
-from .api import family
+from .api import egress, family
 from .api.common import account_or_404, json_body, json_response
 from .api.session import secret_hash
 from .api.userip import ip_view
@@ -51,6 +51,7 @@ def _account_view(account: Account) -> dict[str, Any]:
         "algo_id": account.algo_id,
         "created_at": account.created_at.isoformat(),
         "upstream_auth": sorted(account.upstream_auth),  # dialect names only, never values
+        "egress_ip": account.egress_ip,  # its own; a family member without one uses the parent's
     }
 
 
@@ -274,6 +275,7 @@ def create_admin_app(services: Services) -> web.Application:
     admin.router.add_put(auth_path, put_upstream_auth)
     admin.router.add_delete(auth_path, delete_upstream_auth)
     family.add_admin_routes(admin.router)
+    egress.add_admin_routes(admin)
     admin.router.add_delete("/sessions/{session_id}", revoke_session)
     admin.router.add_put("/ltp", push_ltp)
     admin.router.add_get("/audit", audit_query)

@@ -185,7 +185,10 @@ def create_app(
         config=config,
         clock=clock,
         store=create_store(config),
-        upstream=Upstream(config.upstream, upstream_bases(config.upstream.urls, dialects, None)),
+        upstream=Upstream(
+            config.upstream,
+            upstream_bases(config.upstream.urls, dialects, None) | config.upstream.hosts,
+        ),
         instruments=instruments,
         ltp=LtpBook(clock.monotonic, max_age=config.rules.ltp_max_age_s),
         dialects=dialects,
@@ -236,7 +239,8 @@ def create_app(
             url = f"http://127.0.0.1:{port}"
             app[PAPER_URL] = url
             services.upstream = pipeline.upstream = Upstream(
-                config.upstream, upstream_bases(config.upstream.urls, dialects, url)
+                config.upstream,
+                upstream_bases(config.upstream.urls, dialects, url) | config.upstream.hosts,
             )
             log.info("embedded paper broker on %s (GET %s/paper/orders)", url, url)
         await services.store.start()

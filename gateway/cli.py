@@ -254,6 +254,16 @@ def _parser() -> argparse.ArgumentParser:
     auth_clear.add_argument("user_id", help=user_id)
     auth_clear.add_argument("dialect", help="upstox, kotak or paradex")
 
+    egress = group(
+        "egress", "the local address an account's upstream traffic leaves from (its static IP)"
+    )
+    egress_set = command(egress, "set", "send the account's upstream traffic from IP")
+    egress_set.add_argument("user_id", help=user_id)
+    egress_set.add_argument("ip", help="an address this host has, registered at the broker")
+    command(egress, "clear", "send it by the host's default route again").add_argument(
+        "user_id", help=user_id
+    )
+
     tail = command(group("audit", "the audit log"), "tail", "show the newest audit records")
     tail.add_argument("--user-id", help="only this account's records")
     tail.add_argument("--limit", type=int, default=20, help="how many records (default 20)")
@@ -336,6 +346,9 @@ def _run(args: argparse.Namespace, config: Config, several: bool) -> int:
         _print(_admin(config, args, "PUT", f"/accounts/{args.user_id}/ip", body))
     elif command == "upstream-auth":
         _print(_upstream_auth(config, args))
+    elif command == "egress":
+        body = {"ip": args.ip if args.action == "set" else None}
+        _print(_admin(config, args, "PUT", f"/accounts/{args.user_id}/egress", body))
     elif command == "audit":
         query = f"?limit={args.limit}" + (f"&user_id={args.user_id}" if args.user_id else "")
         _print(_admin(config, args, "GET", f"/audit{query}"))

@@ -67,6 +67,17 @@ class UpstreamConfig:
     timeout_s: float = 5.0
     connect_timeout_s: float = 1.0
     shared_secret: str = field(default="", repr=False)
+    # SPEC §14: Upstox's HFT host for place/modify/cancel, Kotak's login host.  Unset: the
+    # dialect's own URL.
+    upstox_orders: str | None = None
+    kotak_login: str | None = None
+    login_relay: bool = False
+
+    @property
+    def hosts(self) -> dict[str, str]:
+        """The dialects' named hosts that are configured, as ``Upstream`` keys them."""
+        named = {"upstox.orders": self.upstox_orders, "kotak.login": self.kotak_login}
+        return {name: url for name, url in named.items() if url}
 
     @property
     def urls(self) -> dict[str, str | None]:
@@ -129,7 +140,17 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"token"}),
     "store": frozenset({"url"}),
     "upstream": frozenset(
-        {"upstox", "kotak", "paradex", "timeout_s", "connect_timeout_s", "shared_secret"}
+        {
+            "upstox",
+            "kotak",
+            "paradex",
+            "timeout_s",
+            "connect_timeout_s",
+            "shared_secret",
+            "upstox_orders",
+            "kotak_login",
+            "login_relay",
+        }
     ),
     "rules": frozenset(
         {
@@ -213,6 +234,9 @@ def _build(raw: dict[str, dict[str, Any]]) -> Config:
         timeout_s=_float(u, "upstream.timeout_s", 5.0),
         connect_timeout_s=_float(u, "upstream.connect_timeout_s", 1.0),
         shared_secret=_str(u, "upstream.shared_secret", "", secret=True),
+        upstox_orders=_url(u, "upstream.upstox_orders"),
+        kotak_login=_url(u, "upstream.kotak_login"),
+        login_relay=_bool(u, "upstream.login_relay", False),
     )
     grid_file = _str(r, "rules.grid_file", "")
     rules = RulesConfig(

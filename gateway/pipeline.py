@@ -262,7 +262,9 @@ class Pipeline:
         headers = self._identity(
             snapshot, dialect, "GET", path.split("?", 1)[0], {"Accept": "application/json"}
         )
-        resp = await self.upstream.send(dialect.name, "GET", path, headers, None)
+        resp = await self.upstream.send(
+            dialect.name, "GET", path, headers, None, egress=snapshot.egress_ip
+        )
         return dialect.parse_ltp(instrument, resp.body) if resp.status == 200 else None
 
     async def _take_rate_slot(self, snapshot: Snapshot) -> float | None:
@@ -326,7 +328,13 @@ class Pipeline:
         request[SENT] = True  # from here on no answer may claim that nothing was sent
         try:
             upstream = await self.upstream.send(
-                dialect.name, request.method, path_qs, headers, body or None
+                dialect.name,
+                request.method,
+                path_qs,
+                headers,
+                body or None,
+                egress=snapshot.egress_ip,
+                host=route.host,
             )
         except UpstreamError as exc:
             trace.outcome = "unknown" if exc.outcome_unknown else "not_sent"
@@ -412,7 +420,9 @@ class Pipeline:
             headers["Content-Type"] = content_type
         path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
         # an UpstreamError is the boundary's to render: a read has no outcome to report
-        upstream = await self.upstream.send(dialect.name, request.method, path_qs, headers, payload)
+        upstream = await self.upstream.send(
+            dialect.name, request.method, path_qs, headers, payload, egress=snapshot.egress_ip
+        )
         return web.Response(
             status=upstream.status, body=upstream.body, headers=response_headers(upstream.headers)
         )

@@ -257,9 +257,13 @@ def _origin(base: str) -> _Origin:
 class _Pool:
     """Idle keep-alive connections to one origin, and a cap on connections in use."""
 
-    def __init__(self, origin: _Origin, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, origin: _Origin, ssl_context: ssl.SSLContext | None, egress: str | None = None
+    ) -> None:
         self.origin = origin
         self._ssl = ssl_context
+        # The local address connections leave from (SPEC §14); port 0: any free one.
+        self._local = None if egress is None else (egress, 0)
         self._idle: collections.deque[_Connection] = collections.deque()
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS_PER_HOST)
 
@@ -280,6 +284,7 @@ class _Pool:
                     self.origin.port,
                     ssl=self._ssl,
                     server_hostname=self.origin.host if self._ssl else None,
+                    local_addr=self._local,
                 ),
                 connect_timeout,
             )
@@ -318,33 +323,46 @@ def _request_bytes(
 
 
 class Upstream:
-    """The configured upstream base URLs, each with its keep-alive pool."""
+    """The configured upstream base URLs, each with keep-alive pools per egress address.
+
+    ``bases`` maps a dialect (``upstox``) or a dialect's named host (``upstox.orders``, SPEC
+    §14) to a base URL.  A pool holds connections to one origin from one local address:
+    an account's traffic never rides a connection opened from another account's address.
+    """
 
     def __init__(self, config: UpstreamConfig, bases: Mapping[str, str]) -> None:
         self._config = config
         self._bases = dict(bases)
-        self._pools: dict[str, _Pool] = {}
+        self._origins: dict[str, _Origin] = {}
+        self._pools: dict[tuple[_Origin, str | None], _Pool] = {}
+        self._tls: ssl.SSLContext | None = None
         self._deadlines = _Deadlines(config.timeout_s)
 
     async def start(self) -> None:
-        tls = ssl.create_default_context()
-        by_origin: dict[_Origin, _Pool] = {}
-        for dialect, base in self._bases.items():
-            if not base:
-                continue
-            origin = _origin(base)
-            if origin not in by_origin:
-                by_origin[origin] = _Pool(origin, tls if origin.scheme == "https" else None)
-            self._pools[dialect] = by_origin[origin]
+        self._tls = ssl.create_default_context()
+        for name, base in self._bases.items():
+            if base:
+                self._origins[name] = _origin(base)
 
     async def close(self) -> None:
         for pool in self._pools.values():
             pool.close()
         self._pools = {}
+        self._origins = {}
         self._deadlines.close()
 
     def base(self, dialect: str) -> str:
         return self._bases[dialect]
+
+    def _pool(self, name: str, egress: str | None) -> _Pool | None:
+        origin = self._origins.get(name)
+        if origin is None:
+            return None
+        pool = self._pools.get((origin, egress))
+        if pool is None:
+            tls = self._tls if origin.scheme == "https" else None
+            pool = self._pools[origin, egress] = _Pool(origin, tls, egress)
+        return pool
 
     async def send(
         self,
@@ -353,9 +371,15 @@ class Upstream:
         path_qs: str,
         headers: Mapping[str, str],
         body: bytes | None,
+        *,
+        egress: str | None = None,
+        host: str | None = None,
     ) -> UpstreamResponse:
-        """Send one request, once.  ``path_qs`` is already percent-encoded."""
-        pool = self._pools.get(dialect)
+        """Send one request, once.  ``path_qs`` is already percent-encoded.  ``egress``: the
+        local address to leave from (None: the default route); ``host``: the dialect's named
+        host (``orders``), falling back to the dialect's base when none is configured."""
+        name = f"{dialect}.{host}" if host and f"{dialect}.{host}" in self._origins else dialect
+        pool = self._pool(name, egress)
         if pool is None:
             raise UpstreamError(Reason.UPSTREAM_UNAVAILABLE, f"no upstream for {dialect}")
         started = time.perf_counter()

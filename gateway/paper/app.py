@@ -5,7 +5,8 @@ shapes and where they were checked), refuses plain market orders as a post-April
 records every request it receives and moves prices by a random walk on each tick grid.
 
 Its own routes, never recorded:
-- ``GET /paper/requests``: every request received, ``DELETE /paper/requests`` clears everything;
+- ``GET /paper/requests``: every request received, with its ``source_ip``;
+  ``DELETE /paper/requests`` clears everything;
 - ``GET /paper/orders``: the accepted order requests, each with ``order_id`` (and ``order_ids``);
 - ``PUT /paper/ltp`` ``{"<key>": "123.45"}`` sets prices, ``GET /paper/ltp`` lists them;
 - ``GET /paper/health``.
@@ -103,6 +104,7 @@ async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
         query=_query(request),
         headers=_headers(request),
         body=body,
+        source_ip=request.remote,
     )
     request[RECEIVED] = Received(entry=entry, body=body, parsed=parsed, started=started)
     return await handler(request)
