@@ -28,7 +28,7 @@ import orjson
 from aiohttp import web
 
 from gateway.instruments import InstrumentMaster, sample_data, sample_master
-from gateway.paper import kotak, paradex, upstox
+from gateway.paper import broker, kotak, paradex, upstox
 from gateway.paper.common import json_response
 from gateway.paper.keys import PAPER, RECEIVED, PaperState, Received
 from gateway.paper.state import PriceBook
@@ -107,6 +107,10 @@ async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
         source_ip=request.remote,
     )
     request[RECEIVED] = Received(entry=entry, body=body, parsed=parsed, started=started)
+    if request.path not in broker.LOGIN_PATHS:
+        refused = broker.refusal(request, str(entry["dialect"]))
+        if refused is not None:
+            return refused
     return await handler(request)
 
 
@@ -203,6 +207,7 @@ def create_paper_app(
     app.router.add_get("/paper/ltp", _get_ltp)
     app.router.add_put("/paper/ltp", _put_ltp)
     app.router.add_get("/paper/health", _health)
+    broker.add_routes(app.router)  # before upstox's: its echo answers every other method
     upstox.add_routes(app.router)
     kotak.add_routes(app.router)
     paradex.add_routes(app.router)
