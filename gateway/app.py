@@ -22,7 +22,7 @@ from rules.decisions import Reason, Refuse, Refused
 from rules.routes import Access, Match, Route
 
 from . import admin, http_guard
-from .api import analytics, family, session, tokens, userip
+from .api import analytics, family, relay, session, tokens, userip
 from .api.common import json_response
 from .clock import Clock, SystemClock
 from .config import Config
@@ -259,7 +259,7 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/gateway/v1/session", session.create_session)
     app.router.add_delete("/gateway/v1/session", session.delete_session)
-    app.router.add_post("/v2/login/authorization/token", session.upstox_token)
+    relay.add_routes(app)  # the upstox token route: the gateway's login, or relayed (SPEC §14)
     app.router.add_delete("/v2/logout", session.upstox_logout)
     app.router.add_get("/v2/user/ip", userip.get_ip)
     app.router.add_put("/v2/user/ip", userip.put_ip)

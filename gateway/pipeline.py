@@ -48,7 +48,7 @@ from .config import RulesConfig, ServerConfig
 from .dialects.base import Decoded, Dialect, Token
 from .edge import client_ip, identify, read_body
 from .errors import SENT, STORE_UNAVAILABLE
-from .forwarding import upstream_headers
+from .forwarding import Via, upstream_headers, via
 from .idempotency import Claim
 from .instruments import InstrumentMaster
 from .ltp import LtpBook
@@ -263,7 +263,7 @@ class Pipeline:
             snapshot, dialect, "GET", path.split("?", 1)[0], {"Accept": "application/json"}
         )
         resp = await self.upstream.send(
-            dialect.name, "GET", path, headers, None, egress=snapshot.egress_ip
+            dialect.name, "GET", path, headers, None, **self._via(snapshot, dialect)
         )
         return dialect.parse_ltp(instrument, resp.body) if resp.status == 200 else None
 
@@ -293,6 +293,10 @@ class Pipeline:
             secret=self.shared_secret,
             clock=self.clock,
         )
+
+    def _via(self, snapshot: Snapshot, dialect: Dialect) -> Via:
+        """Where the account's requests go (SPEC §14): its egress address, its broker base."""
+        return via(snapshot, dialect.name, self.clock.now())
 
     def _upstream_headers(
         self, request: web.Request, dialect: Dialect, snapshot: Snapshot
@@ -333,8 +337,8 @@ class Pipeline:
                 path_qs,
                 headers,
                 body or None,
-                egress=snapshot.egress_ip,
                 host=route.host,
+                **self._via(snapshot, dialect),
             )
         except UpstreamError as exc:
             trace.outcome = "unknown" if exc.outcome_unknown else "not_sent"
@@ -421,7 +425,7 @@ class Pipeline:
         path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
         # an UpstreamError is the boundary's to render: a read has no outcome to report
         upstream = await self.upstream.send(
-            dialect.name, request.method, path_qs, headers, payload, egress=snapshot.egress_ip
+            dialect.name, request.method, path_qs, headers, payload, **self._via(snapshot, dialect)
         )
         return web.Response(
             status=upstream.status, body=upstream.body, headers=response_headers(upstream.headers)

@@ -354,8 +354,13 @@ class Upstream:
     def base(self, dialect: str) -> str:
         return self._bases[dialect]
 
-    def _pool(self, name: str, egress: str | None) -> _Pool | None:
-        origin = self._origins.get(name)
+    def _pool(self, name: str, egress: str | None, base_url: str | None) -> _Pool | None:
+        if base_url is not None:  # the broker's own base URL for this account (kotak baseUrl)
+            origin = self._origins.get(base_url)
+            if origin is None:
+                origin = self._origins[base_url] = _origin(base_url)
+        else:
+            origin = self._origins.get(name)
         if origin is None:
             return None
         pool = self._pools.get((origin, egress))
@@ -374,12 +379,14 @@ class Upstream:
         *,
         egress: str | None = None,
         host: str | None = None,
+        base_url: str | None = None,
     ) -> UpstreamResponse:
         """Send one request, once.  ``path_qs`` is already percent-encoded.  ``egress``: the
         local address to leave from (None: the default route); ``host``: the dialect's named
-        host (``orders``), falling back to the dialect's base when none is configured."""
+        host (``orders``, ``login``), falling back to the dialect's base when none is
+        configured; ``base_url``: a base the broker gave this account, ahead of both."""
         name = f"{dialect}.{host}" if host and f"{dialect}.{host}" in self._origins else dialect
-        pool = self._pool(name, egress)
+        pool = self._pool(name, egress, base_url)
         if pool is None:
             raise UpstreamError(Reason.UPSTREAM_UNAVAILABLE, f"no upstream for {dialect}")
         started = time.perf_counter()

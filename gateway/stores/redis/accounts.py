@@ -101,6 +101,10 @@ class RedisAccounts(RedisCore):
             fields += ["algo_name", account.algo_name]
         if account.egress_ip is not None:
             fields += ["egress_ip", account.egress_ip]
+        if account.broker_user_id is not None:
+            fields += ["broker_user_id", account.broker_user_id]
+        for dialect, held in account.broker_sessions.items():
+            fields += [codec.BROKER + dialect, orjson.dumps(held.to_json()).decode()]
         for dialect, headers in account.upstream_auth.items():
             fields += [codec.AUTH + dialect, orjson.dumps(dict(headers)).decode()]
         reply = await self._run(CREATE_ACCOUNT, account.user_id, account.parent_id or "", *fields)

@@ -18,7 +18,7 @@ class SQLiteAccounts(SQLiteCore):
             try:
                 self._conn.execute(
                     f"INSERT INTO accounts ({schema.ACCOUNT_COLUMNS})"  # noqa: S608
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         account.user_id,
                         account.name,
@@ -28,6 +28,8 @@ class SQLiteAccounts(SQLiteCore):
                         orjson.dumps(account.upstream_auth).decode(),
                         account.algo_name,
                         account.egress_ip,
+                        account.broker_user_id,
+                        schema.broker_sessions_json(account.broker_sessions),
                     ),
                 )
             except sqlite3.IntegrityError as exc:

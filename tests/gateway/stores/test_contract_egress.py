@@ -1,4 +1,5 @@
-"""An account's egress address (SPEC §14): stored, seen by the next snapshot, inherited.
+"""An account's egress address, broker sessions and broker client code (SPEC §14): stored,
+seen by the next snapshot, the egress inherited by family members.
 
 Written against the interface only; ``store`` is parametrized over every implementation.
 """
@@ -6,10 +7,11 @@ Written against the interface only; ``store`` is parametrized over every impleme
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
-from gateway.stores.base import Store
+from gateway.stores.base import BrokerSession, Store
 
-from .values import account, accounts, family, get, login, token
+from .values import T0, account, accounts, family, get, login, token
 
 
 async def test_egress_is_stored_with_the_account_and_read_back(store: Store) -> None:
@@ -60,3 +62,57 @@ async def test_members_use_the_parents_unless_they_have_their_own(store: Store) 
     m1_after = await store.snapshot(token("s1"))
     assert m1_after is not None
     assert m1_after.egress_ip is None
+
+
+# broker sessions and the broker's client code (SPEC §14) ---------------------------------------
+
+HELD = BrokerSession(
+    headers={"Auth": "broker-token", "Sid": "broker-sid"},
+    since=T0,
+    expires_at=T0 + timedelta(hours=18),
+    base_url="https://e21.example",
+    registration_version=2,
+    egress_ip="127.0.0.2",
+)
+
+
+async def test_a_broker_session_is_kept_seen_by_the_next_snapshot_and_ended(store: Store) -> None:
+    await accounts(store, "u1")
+    await login(store, "s1", "u1")
+    assert await store.set_broker_session("u1", "kotak", HELD) is True
+    snap = await store.snapshot(token("s1"))
+    assert snap is not None
+    assert snap.account.broker_sessions == {"kotak": HELD}
+    assert dict(snap.account.broker_sessions["kotak"].headers) == {
+        "Auth": "broker-token",
+        "Sid": "broker-sid",
+    }
+    assert (await get(store, "u1")).broker_sessions == {"kotak": HELD}
+
+    assert await store.set_broker_session("u1", "kotak", None) is True
+    ended = await store.snapshot(token("s1"))
+    assert ended is not None
+    assert ended.account.broker_sessions == {}
+
+
+async def test_broker_sessions_are_per_dialect(store: Store) -> None:
+    await accounts(store, "u1")
+    upstox = replace(HELD, headers={"Authorization": "Bearer b"}, base_url=None)
+    await store.set_broker_session("u1", "kotak", HELD)
+    await store.set_broker_session("u1", "upstox", upstox)
+    await store.set_broker_session("u1", "kotak", None)
+    assert (await get(store, "u1")).broker_sessions == {"upstox": upstox}
+
+
+async def test_broker_user_id_is_set_and_cleared(store: Store) -> None:
+    await accounts(store, "u1")
+    assert await store.set_broker_user_id("u1", "XY9876") is True
+    assert (await get(store, "u1")).broker_user_id == "XY9876"
+    assert await store.set_broker_user_id("u1", None) is True
+    assert (await get(store, "u1")).broker_user_id is None
+
+
+async def test_unknown_accounts_are_false(store: Store) -> None:
+    assert await store.set_broker_session("ghost", "kotak", HELD) is False
+    assert await store.set_broker_user_id("ghost", "X") is False
+    assert await store.get_account("ghost") is None

@@ -1,5 +1,6 @@
-"""An account's egress address (SPEC §14), set by the operator: ``PUT /admin/v1/accounts/
-{user_id}/egress`` ``{"ip": "…"}`` (``null`` clears it).
+"""The admin side of a real broker behind the gateway (SPEC §14): an account's egress address
+(``PUT /admin/v1/accounts/{user_id}/egress`` ``{"ip": "…"}``, ``null`` clears it), the client
+code the broker knows it by (``PUT …/broker-user-id``), and which broker sessions it holds.
 
 The egress address is what the broker sees: the local address every upstream connection made
 for the account leaves from.  It must be one this host has, or every order of the account
@@ -19,8 +20,9 @@ from aiohttp import web
 
 from rules.decisions import Reason, Refused
 
-from ..services import SERVICES
-from ..stores.base import AuditEntry
+from ..forwarding import serving_broker_session
+from ..services import SERVICES, Services
+from ..stores.base import Account, AuditEntry
 from ..stores.roles import Accounts
 from .common import account_or_404, json_body, json_response
 
@@ -100,6 +102,50 @@ async def report_missing(app: web.Application) -> None:
         )
 
 
+async def put_broker_user_id(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    account = await account_or_404(services, request.match_info["user_id"])
+    body = await json_body(request)
+    value = body.get("broker_user_id", ...) if isinstance(body, dict) and len(body) == 1 else ...
+    if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= 64):
+        raise Refused(
+            Reason.BAD_REQUEST,
+            'the body must be {"broker_user_id": "<client code>"} (1 to 64 characters) or null',
+        )
+    if not await services.store.set_broker_user_id(account.user_id, value):
+        raise Refused(Reason.NOT_FOUND, f"no account {account.user_id!r}")
+    return json_response({"user_id": account.user_id, "broker_user_id": value})
+
+
+async def broker_sessions_view(
+    services: Services, account: Account, accounts: dict[str, Account]
+) -> dict[str, dict[str, str]]:
+    """Per dialect, since when the account holds a broker session that still serves (never
+    its value)."""
+    if not account.broker_sessions:
+        return {}
+    owner = account.parent_id or account.user_id
+    parent = accounts.get(account.parent_id) if account.parent_id else None
+    registration = await services.store.get_registration(owner)
+    now = services.clock.now()
+    view: dict[str, dict[str, str]] = {}
+    for dialect in sorted(account.broker_sessions):
+        held = serving_broker_session(
+            account,
+            dialect,
+            now=now,
+            registration_version=registration.version,
+            egress_ip=account.egress_ip or (parent.egress_ip if parent else None),
+        )
+        if held is not None:
+            view[dialect] = {
+                "since": held.since.isoformat(),
+                "expires_at": held.expires_at.isoformat(),
+            }
+    return view
+
+
 def add_admin_routes(admin: web.Application) -> None:
     admin.router.add_put("/accounts/{user_id}/egress", put_egress)
+    admin.router.add_put("/accounts/{user_id}/broker-user-id", put_broker_user_id)
     admin.on_startup.append(report_missing)
