@@ -29,6 +29,7 @@ from .config import Config
 from .dialects import create_dialects
 from .dialects.base import Dialect
 from .errors import Envelopes, Handler, error_boundary
+from .instrument_refresh import REFRESHER, InstrumentRefresher
 from .instruments import load_master, sample_master
 from .ltp import LtpBook
 from .metrics import Metrics
@@ -145,6 +146,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
                 await writer.wait_closed()
         except (OSError, TimeoutError) as exc:
             problems.append(f"upstream {dialect}: {exc or 'timeout'}")
+    problems += request.app[REFRESHER].problems()  # SPEC §14: a failed or stale master
     if problems:
         return json_response({"status": "unavailable", "problems": problems}, 503)
     return json_response({"status": "ready"})
@@ -254,6 +256,8 @@ def create_app(
                 await paper_runner.cleanup()
 
     app.cleanup_ctx.append(resources)
+    app[REFRESHER] = InstrumentRefresher(instruments, config, clock, services.metrics)
+    app.cleanup_ctx.append(app[REFRESHER].context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

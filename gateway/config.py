@@ -112,6 +112,9 @@ class RulesConfig:
 @dataclass(frozen=True, slots=True)
 class InstrumentsConfig:
     files: tuple[Path, ...] = ()
+    # SPEC §14: masters downloaded at start and daily at refresh_at (rules.timezone)
+    urls: tuple[str, ...] = ()
+    refresh_at: time = time(8, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +172,9 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "paradex_grid",
         }
     ),
-    "instruments": frozenset({"files"}),
+    "instruments": frozenset({"files", "urls", "refresh_at"}),
 }
-_LISTS = {("server", "trusted_proxies"), ("instruments", "files")}
+_LISTS = {("server", "trusted_proxies"), ("instruments", "files"), ("instruments", "urls")}
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -261,7 +264,12 @@ def _build(raw: dict[str, dict[str, Any]]) -> Config:
         upstream=upstream,
         rules=rules,
         instruments=InstrumentsConfig(
-            files=tuple(Path(p) for p in _strings(i, "instruments.files"))
+            files=tuple(Path(p) for p in _strings(i, "instruments.files")),
+            urls=tuple(
+                _url({"urls": url}, "instruments.urls") or ""
+                for url in _strings(i, "instruments.urls")
+            ),
+            refresh_at=_clock(_str(i, "instruments.refresh_at", "08:00"), "instruments.refresh_at"),
         ),
     )
 
@@ -399,12 +407,12 @@ def _zone(value: str) -> ZoneInfo:
         raise ConfigError(f"rules.timezone: unknown time zone {value!r}") from exc
 
 
-def _clock(value: str) -> time:
+def _clock(value: str, name: str = "rules.session_logout") -> time:
     try:
         hours, minutes = value.split(":")
         return time(int(hours), int(minutes))
     except ValueError as exc:
-        raise ConfigError(f"rules.session_logout must be HH:MM, got {value!r}") from exc
+        raise ConfigError(f"{name} must be HH:MM, got {value!r}") from exc
 
 
 def _grid(path: str) -> Grid:
