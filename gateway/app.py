@@ -30,7 +30,7 @@ from .dialects import create_dialects
 from .dialects.base import Dialect
 from .errors import Envelopes, Handler, error_boundary
 from .instrument_refresh import REFRESHER, InstrumentRefresher
-from .instruments import load_master, sample_master
+from .instruments import InstrumentMaster, load_master, sample_master
 from .ltp import LtpBook
 from .metrics import Metrics
 from .pipeline import Pipeline
@@ -182,6 +182,8 @@ def create_app(
     instruments = (
         load_master(list(config.instruments.files)) if config.instruments.files else sample_master()
     )
+    if config.instruments.urls:  # refreshed in place (SPEC §14): never the cached shared sample
+        instruments = InstrumentMaster(instruments)
     dialects = create_dialects()
     services = Services(
         config=config,

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.instrument_refresh import REFRESHER
-from gateway.instruments import UPSTOX_SAMPLE, sample_data
+from gateway.instruments import UPSTOX_SAMPLE, sample_data, sample_master
 
 from ..conftest import GatewayFactory
 from ..harness import RELIANCE, Harness
@@ -88,6 +88,9 @@ async def test_a_new_contract_is_tradable_after_the_daily_refresh(
     [order] = await gw.upstream_orders()
     assert order["body"]["order_type"] == "LIMIT"
     assert (await gw.place(trader)).status == 200  # the rest of the master is still there
+    # the gateway refreshed its own copy: the shipped sample other apps share is untouched
+    assert NEW not in sample_master()
+    assert "nse_cm|RELIANCE-EQ" in sample_master()
 
 
 async def test_a_failed_download_keeps_the_previous_master_and_fails_readyz(
