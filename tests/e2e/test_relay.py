@@ -11,6 +11,8 @@ import aiohttp
 import orjson
 from aiohttp.test_utils import TestServer
 
+from gateway.paper.app import create_paper_app
+
 from ..conftest import GatewayFactory
 from ..harness import Harness, Login
 from .conftest import KOTAK_RELIANCE, Kotak
@@ -264,3 +266,28 @@ async def test_a_session_made_directly_elsewhere_is_refused_by_the_broker_with_1
 async def app_of(gw: Harness) -> tuple[str, str]:
     app = await gw.admin("POST", f"/accounts/{UCC}/apps")
     return app.data["api_key"], app.data["api_secret"]
+
+
+async def test_logins_go_to_kotak_login_and_orders_to_the_base_url_it_returned(
+    aiohttp_server: Any, make_gateway: GatewayFactory, paper: TestServer
+) -> None:
+    # upstream.kotak (``paper``) is not where this account's session lives: the login host
+    # hands out its own address as the baseUrl, and the account's orders must follow it
+    login_host: TestServer = await aiohttp_server(create_paper_app(move_interval_s=0))
+    status, _ = await paper_call(login_host, "PUT", f"/paper/accounts/{UCC}", json=BROKER_ACCOUNT)
+    assert status == 204
+    gw = await setup(
+        make_gateway, paper, upstream_kotak_login=str(login_host.make_url("")).rstrip("/")
+    )
+    _, trade = await relayed_login(gw)
+    client = Login(UCC, "", "", trade["data"]["token"], trade["data"]["sid"], CLIENT)
+    placed = await Kotak(gw).place(client)
+    assert placed.status == 200, placed.body
+
+    assert [r["path"] for r in await gw.upstream_requests()] == []  # nothing on upstream.kotak
+    _, on_login_host = await paper_call(login_host, "GET", "/paper/requests")
+    assert [(r["path"], r["source_ip"]) for r in on_login_host["requests"]] == [
+        ("/login/1.0/tradeApiLogin", EGRESS),
+        ("/login/1.0/tradeApiValidate", EGRESS),
+        ("/quick/order/rule/ms/place", EGRESS),
+    ]
