@@ -28,7 +28,7 @@ from ..e2e.test_relay import (
     paper_call,
     setup,
 )
-from ..harness import Harness
+from ..harness import RELIANCE, Harness
 
 pytestmark = pytest.mark.sdk
 
@@ -133,3 +133,50 @@ def neo_client_at(url: str, ip: str, monkeypatch: pytest.MonkeyPatch) -> Any:
         http2=False,
         timeout=10,
     )
+
+
+async def test_the_upstox_sdk_logs_in_through_the_relay_and_trades_from_the_egress(
+    make_gateway: GatewayFactory, paper: TestServer
+) -> None:
+    upstox_client = importlib.import_module("upstox_client")
+    account = {"static_ips": [EGRESS], "api_key": "broker-app-key", "api_secret": "s3cret"}
+    await paper_call(paper, "PUT", f"/paper/accounts/{UCC}", json=account)
+    gw = await make_gateway(upstream_login_relay="true")
+    login = await gw.login(await gw.account(UCC), ip="127.0.0.1")  # the SDK's address
+    assert (await gw.set_ips(login, "127.0.0.1")).status == 200
+    await gw.admin("PUT", f"/accounts/{UCC}/egress", {"ip": EGRESS})
+    await gw.push_ltp({RELIANCE: "1401.5"})
+    _, code = await paper_call(paper, "POST", f"/paper/accounts/{UCC}/code")
+
+    def sdk(token: str | None = None) -> Any:
+        configuration = upstox_client.Configuration()
+        configuration.host = configuration.order_host = gw.url
+        if token is not None:
+            configuration.access_token = token
+        return upstox_client.ApiClient(configuration)
+
+    token = await asyncio.to_thread(
+        upstox_client.LoginApi(sdk()).token,
+        "2.0",
+        code=code["code"],
+        client_id="broker-app-key",
+        client_secret="s3cret",
+        redirect_uri="https://example.com/callback",
+        grant_type="authorization_code",
+    )
+    assert token.user_id == UCC
+    assert token.extended_token is None
+
+    request = upstox_client.PlaceOrderRequest(
+        quantity=1, product="D", validity="DAY", price=0.0, tag="relay", order_type="MARKET",
+        instrument_token=RELIANCE, transaction_type="BUY", disclosed_quantity=0,
+        trigger_price=0.0, is_amo=False,
+    )  # fmt: skip
+    placed = await asyncio.to_thread(
+        upstox_client.OrderApi(sdk(token.access_token)).place_order, request, "2.0"
+    )
+    assert placed.status == "success"
+    [order] = await gw.upstream_orders()
+    assert (order["source_ip"], order["body"]["order_type"]) == (EGRESS, "LIMIT")
+    assert order["headers"]["authorization"] != f"Bearer {token.access_token}"
+    assert "x-gateway-user-id" not in order["headers"]
