@@ -8,6 +8,7 @@ import orjson
 
 from ..base import Account, App, Duplicate
 from . import codec
+from .broker import SET_ACCOUNT_FIELD
 from .core import RedisCore
 from .scripts import with_prelude
 
@@ -64,25 +65,6 @@ return {'ok', out}
 )
 
 
-SET_EGRESS = with_prelude(
-    "set_egress",
-    """
--- ARGV: prefix, user id, address or '' to clear.  The epoch moves in the same step: the
--- account's cached snapshots, and its family members' (by the parent epoch), read it again.
-local account = key('account', ARGV[2])
-if redis.call('EXISTS', account) == 0 then return {'none', {}} end
-if ARGV[3] == '' then
-  redis.call('HDEL', account, 'egress_ip')
-else
-  redis.call('HSET', account, 'egress_ip', ARGV[3])
-end
-local out = {}
-bump(ARGV[2], out)
-return {'ok', out}
-""",
-)
-
-
 class RedisAccounts(RedisCore):
     async def create_account(self, account: Account) -> Account:
         fields: list[str] = [
@@ -131,7 +113,7 @@ class RedisAccounts(RedisCore):
         return bool(reply[0] == b"ok")
 
     async def set_egress(self, user_id: str, ip: str | None) -> bool:
-        reply = await self._run(SET_EGRESS, user_id, ip or "")
+        reply = await self._run(SET_ACCOUNT_FIELD, user_id, "egress_ip", ip or "")
         return bool(reply[0] == b"ok")
 
     async def create_app(self, app: App) -> App:

@@ -1,6 +1,7 @@
-"""Broker sessions the login relay keeps, and the client code the broker knows an account by
-(SPEC §14): part of the Accounts role.  Each is a field of the account's hash
-(``broker_user_id``, ``broker_session:<dialect>`` as JSON), written with an epoch bump."""
+"""Broker sessions the login relay keeps, the client code the broker knows an account by and
+its egress address (SPEC §14): part of the Accounts role.  Each is a field of the account's
+hash (``broker_user_id``, ``broker_session:<dialect>`` as JSON, ``egress_ip``), written with
+an epoch bump: a member's snapshot sees its parent's egress change by the parent epoch."""
 
 from __future__ import annotations
 
