@@ -22,7 +22,7 @@ from rules.decisions import Reason, Refused
 from rules.registry import Registration, check_ip_commit, parse_ip_update
 from rules.upstream_auth import parse_upstream_auth
 
-from .api import family
+from .api import broker, family
 from .api.apps import app_view, new_app
 from .api.common import account_or_404, json_body, json_response
 from .api.userip import ip_view
@@ -55,6 +55,8 @@ def _account_view(account: Account) -> dict[str, Any]:
         "algo_name": account.algo_name,
         "created_at": account.created_at.isoformat(),
         "upstream_auth": sorted(account.upstream_auth),  # dialect names only, never values
+        "egress_ip": account.egress_ip,  # its own; a family member without one uses the parent's
+        "broker_user_id": account.broker_user_id,
     }
 
 
@@ -88,8 +90,17 @@ async def create_account(request: web.Request) -> web.StreamResponse:
 
 
 async def list_accounts(request: web.Request) -> web.StreamResponse:
-    accounts = await request.app[SERVICES].store.list_accounts()
-    return json_response({"data": [_account_view(a) for a in accounts]})
+    services = request.app[SERVICES]
+    accounts = await services.store.list_accounts()
+    by_id = {a.user_id: a for a in accounts}
+    data = [
+        {
+            **_account_view(a),
+            "broker_sessions": await broker.broker_sessions_view(services, a, by_id),
+        }
+        for a in accounts
+    ]
+    return json_response({"data": data})
 
 
 async def create_app_for(request: web.Request) -> web.StreamResponse:
@@ -307,6 +318,7 @@ def create_admin_app(services: Services) -> web.Application:
     admin.router.add_put(auth_path, put_upstream_auth)
     admin.router.add_delete(auth_path, delete_upstream_auth)
     family.add_admin_routes(admin.router)
+    broker.add_admin_routes(admin)
     admin.router.add_delete("/sessions/{session_id}", revoke_session)
     admin.router.add_put("/ltp", push_ltp)
     admin.router.add_get("/audit", audit_query)

@@ -23,7 +23,7 @@ from rules.routes import Access, Match, Route
 
 from . import admin, console, http_guard
 from .accesslog import access_middleware, note_route
-from .api import analytics, apps, family, session, tokens, userip
+from .api import analytics, apps, family, relay, session, tokens, userip
 from .api import console as console_api
 from .api.common import authenticated, json_response
 from .clock import Clock, SystemClock
@@ -33,7 +33,8 @@ from .dialects.base import Dialect
 from .edge import check_text
 from .errors import Envelopes, Handler, error_boundary
 from .explain import EXPLAINER, Explainer
-from .instruments import load_master, sample_master
+from .instrument_refresh import REFRESHER, InstrumentRefresher
+from .instruments import InstrumentMaster, load_master, sample_master
 from .ltp import LtpBook
 from .metrics import Metrics
 from .pipeline import Pipeline
@@ -159,6 +160,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
                 await writer.wait_closed()
         except (OSError, TimeoutError) as exc:
             problems.append(f"upstream {dialect}: {exc or 'timeout'}")
+    problems += request.app[REFRESHER].problems()  # SPEC §14: a failed or stale master
     if problems:
         return json_response({"status": "unavailable", "problems": problems}, 503)
     return json_response({"status": "ready"})
@@ -194,12 +196,17 @@ def create_app(
     instruments = (
         load_master(list(config.instruments.files)) if config.instruments.files else sample_master()
     )
+    if config.instruments.urls:  # refreshed in place (SPEC §14): never the cached shared sample
+        instruments = InstrumentMaster(instruments)
     dialects = create_dialects()
     services = Services(
         config=config,
         clock=clock,
         store=create_store(config),
-        upstream=Upstream(config.upstream, upstream_bases(config.upstream.urls, dialects, None)),
+        upstream=Upstream(
+            config.upstream,
+            upstream_bases(config.upstream.urls, dialects, None) | config.upstream.hosts,
+        ),
         instruments=instruments,
         ltp=LtpBook(clock.monotonic, max_age=config.rules.ltp_max_age_s),
         dialects=dialects,
@@ -256,7 +263,8 @@ def create_app(
             url = f"http://127.0.0.1:{port}"
             app[PAPER_URL] = url
             services.upstream = pipeline.upstream = Upstream(
-                config.upstream, upstream_bases(config.upstream.urls, dialects, url)
+                config.upstream,
+                upstream_bases(config.upstream.urls, dialects, url) | config.upstream.hosts,
             )
             log.info("embedded paper broker on %s (GET %s/paper/orders)", url, url)
         await services.store.start()
@@ -270,12 +278,14 @@ def create_app(
                 await paper_runner.cleanup()
 
     app.cleanup_ctx.append(resources)
+    app[REFRESHER] = InstrumentRefresher(instruments, config, clock, services.metrics)
+    app.cleanup_ctx.append(app[REFRESHER].context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/gateway/v1/session", session.create_session)
     app.router.add_delete("/gateway/v1/session", session.delete_session)
-    app.router.add_post("/v2/login/authorization/token", session.upstox_token)
+    relay.add_routes(app)  # the upstox token route: the gateway's login, or relayed (SPEC §14)
     app.router.add_delete("/v2/logout", session.upstox_logout)
     app.router.add_get("/v2/user/ip", userip.get_ip)
     app.router.add_put("/v2/user/ip", userip.put_ip)

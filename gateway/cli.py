@@ -307,6 +307,15 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("method", nargs="?", metavar="METHOD", help="e.g. POST")
     explain.add_argument("path", nargs="?", metavar="PATH", help="e.g. /v2/order/place")
     explain.add_argument("body", nargs="?", metavar="BODY", help="the raw request body")
+    egress = group(
+        "egress", "the local address an account's upstream traffic leaves from (its static IP)"
+    )
+    egress_set = command(egress, "set", "send the account's upstream traffic from IP")
+    egress_set.add_argument("user_id", help=user_id)
+    egress_set.add_argument("ip", help="an address this host has, registered at the broker")
+    command(egress, "clear", "send it by the host's default route again").add_argument(
+        "user_id", help=user_id
+    )
 
     tail = command(group("audit", "the audit log"), "tail", "show the newest audit records")
     tail.add_argument("--user-id", help="only this account's records")
@@ -400,6 +409,9 @@ def _run(args: argparse.Namespace, config: Config, several: bool) -> int:
         _print(_upstream_auth(config, args))
     elif command == "explain":
         _print(_explain(config, args))
+    elif command == "egress":
+        body = {"ip": args.ip if args.action == "set" else None}
+        _print(_admin(config, args, "PUT", f"/accounts/{args.user_id}/egress", body))
     elif command == "audit":
         query = f"?limit={args.limit}" + (f"&user_id={args.user_id}" if args.user_id else "")
         _print(_admin(config, args, "GET", f"/audit{query}"))

@@ -67,6 +67,17 @@ class UpstreamConfig:
     timeout_s: float = 5.0
     connect_timeout_s: float = 1.0
     shared_secret: str = field(default="", repr=False)
+    # SPEC §14: Upstox's HFT host for place/modify/cancel, Kotak's login host.  Unset: the
+    # dialect's own URL.
+    upstox_orders: str | None = None
+    kotak_login: str | None = None
+    login_relay: bool = False
+
+    @property
+    def hosts(self) -> dict[str, str]:
+        """The dialects' named hosts that are configured, as ``Upstream`` keys them."""
+        named = {"upstox.orders": self.upstox_orders, "kotak.login": self.kotak_login}
+        return {name: url for name, url in named.items() if url}
 
     @property
     def urls(self) -> dict[str, str | None]:
@@ -101,6 +112,9 @@ class RulesConfig:
 @dataclass(frozen=True, slots=True)
 class InstrumentsConfig:
     files: tuple[Path, ...] = ()
+    # SPEC §14: masters downloaded at start and daily at refresh_at (rules.timezone)
+    urls: tuple[str, ...] = ()
+    refresh_at: time = time(8, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +150,17 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"token"}),
     "store": frozenset({"url"}),
     "upstream": frozenset(
-        {"upstox", "kotak", "paradex", "timeout_s", "connect_timeout_s", "shared_secret"}
+        {
+            "upstox",
+            "kotak",
+            "paradex",
+            "timeout_s",
+            "connect_timeout_s",
+            "shared_secret",
+            "upstox_orders",
+            "kotak_login",
+            "login_relay",
+        }
     ),
     "rules": frozenset(
         {
@@ -155,10 +179,10 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "paradex_grid",
         }
     ),
-    "instruments": frozenset({"files"}),
+    "instruments": frozenset({"files", "urls", "refresh_at"}),
     "log": frozenset({"access", "format"}),
 }
-_LISTS = {("server", "trusted_proxies"), ("instruments", "files")}
+_LISTS = {("server", "trusted_proxies"), ("instruments", "files"), ("instruments", "urls")}
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -221,6 +245,9 @@ def _build(raw: dict[str, dict[str, Any]]) -> Config:
         timeout_s=_float(u, "upstream.timeout_s", 5.0),
         connect_timeout_s=_float(u, "upstream.connect_timeout_s", 1.0),
         shared_secret=_str(u, "upstream.shared_secret", "", secret=True),
+        upstox_orders=_url(u, "upstream.upstox_orders"),
+        kotak_login=_url(u, "upstream.kotak_login"),
+        login_relay=_bool(u, "upstream.login_relay", False),
     )
     grid_file = _str(r, "rules.grid_file", "")
     rules = RulesConfig(
@@ -245,7 +272,12 @@ def _build(raw: dict[str, dict[str, Any]]) -> Config:
         upstream=upstream,
         rules=rules,
         instruments=InstrumentsConfig(
-            files=tuple(Path(p) for p in _strings(i, "instruments.files"))
+            files=tuple(Path(p) for p in _strings(i, "instruments.files")),
+            urls=tuple(
+                _url({"urls": url}, "instruments.urls") or ""
+                for url in _strings(i, "instruments.urls")
+            ),
+            refresh_at=_clock(_str(i, "instruments.refresh_at", "08:00"), "instruments.refresh_at"),
         ),
         log=LogConfig(
             access=_bool(lg, "log.access", True),
@@ -387,12 +419,12 @@ def _zone(value: str) -> ZoneInfo:
         raise ConfigError(f"rules.timezone: unknown time zone {value!r}") from exc
 
 
-def _clock(value: str) -> time:
+def _clock(value: str, name: str = "rules.session_logout") -> time:
     try:
         hours, minutes = value.split(":")
         return time(int(hours), int(minutes))
     except ValueError as exc:
-        raise ConfigError(f"rules.session_logout must be HH:MM, got {value!r}") from exc
+        raise ConfigError(f"{name} must be HH:MM, got {value!r}") from exc
 
 
 def _grid(path: str) -> Grid:

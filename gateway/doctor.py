@@ -153,6 +153,16 @@ async def check_upstreams(config: Config, wall: Wall) -> list[Check]:
 
 async def check_instruments(config: Config, wall: Wall) -> list[Check]:
     files = config.instruments.files
+    if config.instruments.urls and not files:  # SPEC §14: the gateway downloads them itself
+        return [
+            Check(
+                "instrument master",
+                True,
+                f"{len(config.instruments.urls)} instruments.urls, downloaded at start and daily"
+                f" at {config.instruments.refresh_at:%H:%M}",
+                "",
+            )
+        ]
     if not files:
         trading = not config.upstream.embedded
         return [

@@ -77,6 +77,11 @@ class InstrumentMaster:
         instrument = self._by_key.get(key)
         return None if instrument is None else instrument.freeze_quantity
 
+    def replace_with(self, other: InstrumentMaster) -> None:
+        """Take ``other``'s instruments in one step (a daily refresh, SPEC §14): both tables
+        are assigned with no await between them, so no request sees half of each."""
+        self._by_key, self._by_token = other._by_key, other._by_token
+
     def by_kotak_token(self, seg: str, token: str) -> Instrument | None:
         """The instrument a Kotak quote names as ``<seg>|<token>`` (``pExchSeg``, ``pSymbol``)."""
         return self._by_token.get((seg, token))
@@ -266,6 +271,7 @@ def load_kotak_csv(data: bytes) -> list[Instrument]:
 
 
 def _loader_for(path: Path) -> Callable[[bytes], list[Instrument]]:
+    """The loader a file (or a URL's last path segment) names by its extension."""
     name = path.name.lower()
     if name.endswith((".json", ".json.gz")):
         return load_upstox_json

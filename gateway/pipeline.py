@@ -51,7 +51,7 @@ from .config import RulesConfig, ServerConfig
 from .dialects.base import Decoded, Dialect, Token
 from .edge import client_ip, identify, identify_hash, read_body
 from .errors import SENT, STORE_UNAVAILABLE
-from .forwarding import upstream_headers
+from .forwarding import Via, upstream_headers, via
 from .idempotency import Claim
 from .instruments import InstrumentMaster
 from .ltp import LtpBook
@@ -300,7 +300,9 @@ class Pipeline:
         headers = self._identity(
             snapshot, dialect, "GET", path, {"Accept": "application/json"}, body=None
         )
-        resp = await self.upstream.send(dialect.name, "GET", path, headers, None)
+        resp = await self.upstream.send(
+            dialect.name, "GET", path, headers, None, **self._via(snapshot, dialect)
+        )
         return dialect.parse_ltp(instrument, resp.body) if resp.status == 200 else None
 
     async def _take_rate_slot(self, snapshot: Snapshot, count: int) -> float | None:
@@ -340,6 +342,10 @@ class Pipeline:
             secret=self.shared_secret,
             clock=self.clock,
         )
+
+    def _via(self, snapshot: Snapshot, dialect: Dialect) -> Via:
+        """Where the account's requests go (SPEC §14): its egress address, its broker base."""
+        return via(snapshot, dialect.name, self.clock.now())
 
     def _upstream_headers(
         self,
@@ -384,7 +390,13 @@ class Pipeline:
         request[SENT] = True  # from here on no answer may claim that nothing was sent
         try:
             upstream = await self.upstream.send(
-                dialect.name, request.method, path_qs, headers, body or None
+                dialect.name,
+                request.method,
+                path_qs,
+                headers,
+                body or None,
+                host=route.host,
+                **self._via(snapshot, dialect),
             )
         except UpstreamError as exc:
             trace.outcome = "unknown" if exc.outcome_unknown else "not_sent"
@@ -479,7 +491,9 @@ class Pipeline:
         if content_type:
             headers["Content-Type"] = content_type
         # an UpstreamError is the boundary's to render: a read has no outcome to report
-        upstream = await self.upstream.send(dialect.name, request.method, path_qs, headers, payload)
+        upstream = await self.upstream.send(
+            dialect.name, request.method, path_qs, headers, payload, **self._via(snapshot, dialect)
+        )
         trace.decision = "forwarded"
         trace.upstream_latency_ms = round(upstream.latency_s * 1000, 3)
         return web.Response(

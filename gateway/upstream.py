@@ -37,6 +37,7 @@ from multidict import CIMultiDict
 from rules.decisions import Reason
 
 from .config import UpstreamConfig
+from .deadlines import Deadlines
 
 KEEPALIVE_S = 15.0
 MAX_CONNECTIONS_PER_HOST = 256
@@ -199,45 +200,6 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-class _Deadlines:
-    """Expires requests that outlive ``timeout_s``, with one timer for all of them.
-
-    Every request gets the same timeout, so deadlines come in the order requests were sent:
-    the oldest request in flight expires next, and one timer set for it serves them all.
-    (Under uvloop a timer per request, set and cancelled, costs ~2.5 us on its own.)
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self._timeout = timeout
-        self._inflight: dict[_Connection, float] = {}  # in the order sent
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(self, conn: _Connection, loop: asyncio.AbstractEventLoop) -> None:
-        deadline = loop.time() + self._timeout
-        self._inflight[conn] = deadline
-        if self._timer is None:
-            self._timer = loop.call_at(deadline, self._expire, loop)
-
-    def remove(self, conn: _Connection) -> None:
-        self._inflight.pop(conn, None)
-
-    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._timer = None
-        now = loop.time()
-        while self._inflight:
-            conn, deadline = next(iter(self._inflight.items()))
-            if deadline > now:
-                self._timer = loop.call_at(deadline, self._expire, loop)
-                return
-            del self._inflight[conn]
-            conn.expire()
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-
 @dataclass(frozen=True, slots=True)
 class _Origin:
     scheme: str
@@ -261,9 +223,13 @@ def _origin(base: str) -> _Origin:
 class _Pool:
     """Idle keep-alive connections to one origin, and a cap on connections in use."""
 
-    def __init__(self, origin: _Origin, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, origin: _Origin, ssl_context: ssl.SSLContext | None, egress: str | None = None
+    ) -> None:
         self.origin = origin
         self._ssl = ssl_context
+        # The local address connections leave from (SPEC §14); port 0: any free one.
+        self._local = None if egress is None else (egress, 0)
         self._idle: collections.deque[_Connection] = collections.deque()
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS_PER_HOST)
 
@@ -284,6 +250,7 @@ class _Pool:
                     self.origin.port,
                     ssl=self._ssl,
                     server_hostname=self.origin.host if self._ssl else None,
+                    local_addr=self._local,
                 ),
                 connect_timeout,
             )
@@ -322,33 +289,51 @@ def _request_bytes(
 
 
 class Upstream:
-    """The configured upstream base URLs, each with its keep-alive pool."""
+    """The configured upstream base URLs, each with keep-alive pools per egress address.
+
+    ``bases`` maps a dialect (``upstox``) or a dialect's named host (``upstox.orders``, SPEC
+    §14) to a base URL.  A pool holds connections to one origin from one local address:
+    an account's traffic never rides a connection opened from another account's address.
+    """
 
     def __init__(self, config: UpstreamConfig, bases: Mapping[str, str]) -> None:
         self._config = config
         self._bases = dict(bases)
-        self._pools: dict[str, _Pool] = {}
-        self._deadlines = _Deadlines(config.timeout_s)
+        self._origins: dict[str, _Origin] = {}
+        self._pools: dict[tuple[_Origin, str | None], _Pool] = {}
+        self._tls: ssl.SSLContext | None = None
+        self._deadlines = Deadlines(config.timeout_s)
 
     async def start(self) -> None:
-        tls = ssl.create_default_context()
-        by_origin: dict[_Origin, _Pool] = {}
-        for dialect, base in self._bases.items():
-            if not base:
-                continue
-            origin = _origin(base)
-            if origin not in by_origin:
-                by_origin[origin] = _Pool(origin, tls if origin.scheme == "https" else None)
-            self._pools[dialect] = by_origin[origin]
+        self._tls = ssl.create_default_context()
+        for name, base in self._bases.items():
+            if base:
+                self._origins[name] = _origin(base)
 
     async def close(self) -> None:
         for pool in self._pools.values():
             pool.close()
         self._pools = {}
+        self._origins = {}
         self._deadlines.close()
 
     def base(self, dialect: str) -> str:
         return self._bases[dialect]
+
+    def _pool(self, name: str, egress: str | None, base_url: str | None) -> _Pool | None:
+        if base_url is not None:  # the broker's own base URL for this account (kotak baseUrl)
+            origin = self._origins.get(base_url)
+            if origin is None:
+                origin = self._origins[base_url] = _origin(base_url)
+        else:
+            origin = self._origins.get(name)
+        if origin is None:
+            return None
+        pool = self._pools.get((origin, egress))
+        if pool is None:
+            tls = self._tls if origin.scheme == "https" else None
+            pool = self._pools[origin, egress] = _Pool(origin, tls, egress)
+        return pool
 
     async def send(
         self,
@@ -357,9 +342,17 @@ class Upstream:
         path_qs: str,
         headers: Mapping[str, str],
         body: bytes | None,
+        *,
+        egress: str | None = None,
+        host: str | None = None,
+        base_url: str | None = None,
     ) -> UpstreamResponse:
-        """Send one request, once.  ``path_qs`` is already percent-encoded."""
-        pool = self._pools.get(dialect)
+        """Send one request, once.  ``path_qs`` is already percent-encoded.  ``egress``: the
+        local address to leave from (None: the default route); ``host``: the dialect's named
+        host (``orders``, ``login``), falling back to the dialect's base when none is
+        configured; ``base_url``: a base the broker gave this account, ahead of both."""
+        name = f"{dialect}.{host}" if host and f"{dialect}.{host}" in self._origins else dialect
+        pool = self._pool(name, egress, base_url)
         if pool is None:
             raise UpstreamError(Reason.UPSTREAM_UNAVAILABLE, f"no upstream for {dialect}")
         started = time.perf_counter()

@@ -5,7 +5,8 @@ shapes and where they were checked), refuses plain market orders as a post-April
 records every request it receives and moves prices by a random walk on each tick grid.
 
 Its own routes, never recorded:
-- ``GET /paper/requests``: every request received, ``DELETE /paper/requests`` clears everything;
+- ``GET /paper/requests``: every request received, with its ``source_ip``;
+  ``DELETE /paper/requests`` clears everything;
 - ``GET /paper/orders``: the accepted order requests, each with ``order_id`` (and ``order_ids``);
 - ``PUT /paper/ltp`` ``{"<key>": "123.45"}`` sets prices, ``GET /paper/ltp`` lists them;
 - ``GET /paper/health``.
@@ -28,7 +29,7 @@ from aiohttp import web
 
 from gateway.edge import check_text
 from gateway.instruments import InstrumentMaster, sample_data, sample_master
-from gateway.paper import kotak, paradex, upstox
+from gateway.paper import broker, kotak, paradex, upstox
 from gateway.paper.common import json_response
 from gateway.paper.keys import PAPER, RECEIVED, PaperState, Received
 from gateway.paper.state import PriceBook
@@ -140,8 +141,13 @@ async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
         query=_query(request),
         headers=_headers(request),
         body=body,
+        source_ip=request.remote,
     )
     request[RECEIVED] = Received(entry=entry, body=body, parsed=parsed, started=started)
+    if request.path not in broker.LOGIN_PATHS:
+        broker_refusal = broker.refusal(request, str(entry["dialect"]))
+        if broker_refusal is not None:
+            return broker_refusal
     return await handler(request)
 
 
@@ -238,6 +244,7 @@ def create_paper_app(
     app.router.add_get("/paper/ltp", _get_ltp)
     app.router.add_put("/paper/ltp", _put_ltp)
     app.router.add_get("/paper/health", _health)
+    broker.add_routes(app.router)  # before upstox's: its echo answers every other method
     upstox.add_routes(app.router)
     kotak.add_routes(app.router)
     paradex.add_routes(app.router)

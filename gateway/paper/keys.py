@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.instruments import InstrumentMaster
+from gateway.paper.broker_state import Brokerage
 from gateway.paper.state import Ledger, OrderIds, PriceBook
 
 
@@ -19,6 +20,7 @@ class PaperState:
     rng: random.Random
     ledger: Ledger = field(default_factory=Ledger)
     ids: OrderIds = field(default_factory=OrderIds)
+    brokerage: Brokerage = field(default_factory=Brokerage)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,6 +107,7 @@ class Ledger:
         query: Mapping[str, Any],
         headers: Mapping[str, str],
         body: Any,
+        source_ip: str | None = None,
     ) -> dict[str, Any]:
         entry = {
             "seq": next(self._seq),
@@ -117,6 +118,8 @@ class Ledger:
             "headers": dict(headers),
             "body": body,
             "received_at": datetime.now(UTC).isoformat(),
+            # what a broker checks against the account's registered static IP (SPEC §14)
+            "source_ip": source_ip,
         }
         self.requests.append(entry)
         return entry

@@ -69,6 +69,42 @@ ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerSession:
+    """A broker session the login relay kept for an account (SPEC §14): the headers it is
+    presented by, the broker's base URL for the account (kotak's ``baseUrl``), and the facts it
+    was born on.  It serves until ``expires_at`` (the daily logout) and only while the account's
+    registration version and egress address are still those it was created with."""
+
+    headers: Mapping[str, str] = field(repr=False, hash=False)
+    since: datetime
+    expires_at: datetime
+    base_url: str | None = None
+    registration_version: int = 0
+    egress_ip: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "headers": dict(self.headers),
+            "since": self.since.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "base_url": self.base_url,
+            "registration_version": self.registration_version,
+            "egress_ip": self.egress_ip,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BrokerSession:
+        return cls(
+            headers=dict(data["headers"]),
+            since=datetime.fromisoformat(data["since"]),
+            expires_at=datetime.fromisoformat(data["expires_at"]),
+            base_url=data.get("base_url"),
+            registration_version=int(data.get("registration_version", 0)),
+            egress_ip=data.get("egress_ip"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Account:
     user_id: str
     name: str
@@ -76,9 +112,18 @@ class Account:
     parent_id: str | None = None  # set on a family member: the parent's IPs apply
     algo_id: str | None = None  # per-account override of rules.algo_id (SPEC §8)
     algo_name: str | None = None  # the algo's registered name, per account (SPEC §8)
+    # The local address the account's upstream traffic leaves from (SPEC §14): what the
+    # broker sees and what the account registered there.  None: the host's default route.
+    egress_ip: str | None = None
+    # The client code the broker knows the account by, when it is not the user_id (SPEC §14).
+    broker_user_id: str | None = None
     # dialect -> header -> value: the account's broker credential, sent instead of the
     # gateway's identity headers (SPEC §10).  A secret: kept out of repr, logs and answers.
     upstream_auth: Mapping[str, Mapping[str, str]] = field(
+        default_factory=dict, repr=False, hash=False
+    )
+    # dialect -> the broker session the login relay keeps (SPEC §14); a secret like the above.
+    broker_sessions: Mapping[str, BrokerSession] = field(
         default_factory=dict, repr=False, hash=False
     )
 
@@ -103,6 +148,8 @@ class Snapshot:
     # that invalidates it increments the account's epoch (and a parent's IP change its own).
     epoch: int = 0  # the account's invalidation epoch when read
     parent_epoch: int = 0  # the family parent's epoch when read; 0 without a parent
+    # The effective egress address (SPEC §14): the account's own, else its family parent's.
+    egress_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +248,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_algo(self, user_id: str, *, algo_id: str | None, algo_name: str | None) -> bool:
         """Set (None clears) the account's algo id and name; False for an unknown account."""
+
+    @abc.abstractmethod
+    async def set_egress(self, user_id: str, ip: str | None) -> bool:
+        """Set (None clears) the account's egress address, moving its epoch so every cached
+        snapshot (its own and its family members') reads the new one; False: no account."""
+
+    @abc.abstractmethod
+    async def set_broker_user_id(self, user_id: str, broker_user_id: str | None) -> bool:
+        """Set (None clears) the client code the broker knows the account by; False: none."""
+
+    @abc.abstractmethod
+    async def set_broker_session(
+        self, user_id: str, dialect: str, session: BrokerSession | None
+    ) -> bool:
+        """Keep (None ends) the account's broker session for a dialect, moving its epoch so
+        the next snapshot carries it; False for an unknown account."""
 
     @abc.abstractmethod
     async def create_app(self, app: App) -> App: ...

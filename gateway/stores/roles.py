@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         ApiToken,
         App,
         AuditEntry,
+        BrokerSession,
         Commit,
         IdempotencyRecord,
         Invitation,
@@ -70,6 +71,15 @@ class Accounts(Protocol):
     async def set_algo(
         self, user_id: str, *, algo_id: str | None, algo_name: str | None
     ) -> bool: ...
+    async def set_egress(self, user_id: str, ip: str | None) -> bool:
+        """False: no such account."""
+
+    async def set_broker_user_id(self, user_id: str, broker_user_id: str | None) -> bool: ...
+    async def set_broker_session(
+        self, user_id: str, dialect: str, session: BrokerSession | None
+    ) -> bool:
+        """False: no such account."""
+
     async def create_app(self, app: App) -> App: ...
     async def get_app(self, api_key: str) -> App | None: ...
 

@@ -61,6 +61,9 @@ class Route:
     action: Action
     body: str = "none"  # the body shape the dialect decodes
     query: frozenset[str] = frozenset()  # the query parameters the route takes
+    # The dialect's named upstream host the route goes to (SPEC §14: upstox serves place,
+    # modify and cancel on its HFT host, ``upstream.upstox_orders``); None: the dialect's own.
+    host: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +233,7 @@ def _order(dialect: str, entry: dict[str, object]) -> Route:
             Action(entry["action"]),
             str(entry.get("body", "none")),
             frozenset(_strings(entry.get("query", []), "query")),
+            str(entry["host"]) if "host" in entry else None,
         )
     except (KeyError, ValueError) as exc:
         raise ValueError(f"{dialect} routes: bad entry {entry!r}: {exc}") from exc

@@ -311,6 +311,8 @@ ADMIN_ROUTES: dict[tuple[str, str], list[Probe]] = {
         ("POST", "/accounts", {}, 400),
         ("GET", "/accounts", None, 200),
         ("PUT", "/accounts/{user_id}", {"algo_name": "probe"}, 404),
+        ("PUT", "/accounts/{user_id}/egress", {"ip": None}, 404),
+        ("PUT", "/accounts/{user_id}/broker-user-id", {"broker_user_id": "B1"}, 404),
         ("POST", "/accounts/{user_id}/apps", None, 404),
         ("DELETE", "/accounts/{user_id}/sessions", None, 404),
         ("GET", "/accounts/{user_id}/ip", None, 404),

@@ -135,6 +135,16 @@ async def test_the_shipped_sample_is_fine_only_for_the_paper_broker(
     assert failed(await check_only(embedded, "instrument master")) == []
 
 
+async def test_instrument_urls_are_the_gateways_to_download(paper: TestServer) -> None:
+    env = {
+        "GATEWAY_UPSTREAM_UPSTOX": base(paper),
+        "GATEWAY_INSTRUMENTS_URLS": "https://assets.example/complete.json.gz",
+    }
+    [check] = await check_only(load_config(None, env), "instrument master")
+    assert check.ok
+    assert "downloaded at start and daily at 08:00" in render([check])
+
+
 async def check_only(config: Config, name: str) -> list[Check]:
     return [check for check in await diagnose(config) if check.name == name]
 

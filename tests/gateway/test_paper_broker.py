@@ -389,7 +389,9 @@ async def test_clearing_forgets_requests_and_orders(client: Client) -> None:
         "headers",
         "body",
         "received_at",
+        "source_ip",
     }
+    assert entry["source_ip"] == "127.0.0.1"  # the test client's address
 
 
 @pytest.mark.parametrize(

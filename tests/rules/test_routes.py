@@ -270,6 +270,33 @@ def test_order_rows_carry_their_body_shape_and_query() -> None:
     assert (place.body, place.query) == ("t.place", frozenset())
 
 
+def test_a_row_names_its_upstream_host_or_none() -> None:
+    table = parse_routes(
+        "t",
+        {
+            "order": [
+                {"method": "POST", "path": "/p", "action": "place", "host": "orders"},
+                {"method": "POST", "path": "/m", "action": "place"},
+            ]
+        },
+    )
+    assert [r.host for r in table.routes] == ["orders", None]
+
+
+def test_upstox_place_modify_cancel_go_to_the_orders_host_and_nothing_else() -> None:
+    # SPEC §14: the HFT host serves place, modify and cancel; multi-order and GTT stay.
+    hosted = {(r.method, r.template) for r in load_routes("upstox").routes if r.host == "orders"}
+    assert hosted == {
+        ("POST", "/v2/order/place"),
+        ("POST", "/v3/order/place"),
+        ("PUT", "/v2/order/modify"),
+        ("PUT", "/v3/order/modify"),
+        ("DELETE", "/v2/order/cancel"),
+        ("DELETE", "/v3/order/cancel"),
+    }
+    assert all(r.host is None for d in ("kotak", "paradex") for r in load_routes(d).routes)
+
+
 # the upstream target (SPEC §10) ---------------------------------------------------------------
 
 CANCEL = Route("t", "DELETE", "/v2/order/cancel", Action.CANCEL, query=frozenset({"order_id"}))

@@ -22,8 +22,9 @@ nothing on disk.  Every Redis error (connection, timeout, a script error) become
 StoreUnavailable at one boundary, ``_redis``: order routes then fail closed with 503.
 
 Keys (``P`` is the prefix): ``account:<user>`` hash (``upstream_auth:<dialect>`` fields hold
-the stored upstream credentials as JSON), ``accounts`` set, ``members:<parent>``
-set, ``app:<api_key>`` hash, ``cred:<token hash>`` hash and ``sid:<session>`` -> token hash
+the stored upstream credentials as JSON, ``broker_session:<dialect>`` the relayed logins'),
+``accounts`` set, ``members:<parent>`` set, ``app:<api_key>`` hash, ``cred:<token hash>``
+hash and ``sid:<session>`` -> token hash
 (both expire a day after the credential does), ``sessions:<user>`` set, ``slots:<user>`` hash,
 ``reg:<user>`` hash, ``ip:<canonical ip>`` set of the accounts holding it, ``epoch:<user>``,
 ``rate:<user>`` ZSET, ``apitoken:<lookup id>`` hash, ``apitokens:<user>`` ZSET (by creation),
@@ -40,6 +41,7 @@ from ..base import Store
 from .accounts import RedisAccounts
 from .admission import RedisAdmission
 from .audit import RedisAudit
+from .broker import RedisBroker
 from .client import connect
 from .credentials import RedisCredentials
 from .idempotency import RedisIdempotency
@@ -52,6 +54,7 @@ __all__ = ["RedisStore"]
 
 class RedisStore(
     RedisAccounts,
+    RedisBroker,
     RedisCredentials,
     RedisTokens,
     RedisRegistry,

@@ -8,6 +8,7 @@ import orjson
 
 from ..base import Account, App, Duplicate
 from . import codec
+from .broker import SET_ACCOUNT_FIELD
 from .core import RedisCore
 from .scripts import with_prelude
 
@@ -80,6 +81,12 @@ class RedisAccounts(RedisCore):
             fields += ["algo_id", account.algo_id]
         if account.algo_name is not None:
             fields += ["algo_name", account.algo_name]
+        if account.egress_ip is not None:
+            fields += ["egress_ip", account.egress_ip]
+        if account.broker_user_id is not None:
+            fields += ["broker_user_id", account.broker_user_id]
+        for dialect, held in account.broker_sessions.items():
+            fields += [codec.BROKER + dialect, orjson.dumps(held.to_json()).decode()]
         for dialect, headers in account.upstream_auth.items():
             fields += [codec.AUTH + dialect, orjson.dumps(dict(headers)).decode()]
         reply = await self._run(CREATE_ACCOUNT, account.user_id, account.parent_id or "", *fields)
@@ -103,6 +110,10 @@ class RedisAccounts(RedisCore):
 
     async def set_algo(self, user_id: str, *, algo_id: str | None, algo_name: str | None) -> bool:
         reply = await self._run(SET_ALGO, user_id, algo_id or "", algo_name or "")
+        return bool(reply[0] == b"ok")
+
+    async def set_egress(self, user_id: str, ip: str | None) -> bool:
+        reply = await self._run(SET_ACCOUNT_FIELD, user_id, "egress_ip", ip or "")
         return bool(reply[0] == b"ok")
 
     async def create_app(self, app: App) -> App:

@@ -12,7 +12,7 @@ from rules.registry import Registration
 from rules.sessions import Credential
 from rules.types import CredentialKind, IPAddress, IPNetwork
 
-from ..base import Account, ApiToken, StoreUnavailable
+from ..base import Account, ApiToken, BrokerSession, StoreUnavailable
 
 EPOCH_START = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -67,6 +67,8 @@ AUTH = "upstream_auth:"  # account hash field prefix: one JSON header object per
 
 
 AUTH_BYTES = AUTH.encode()
+BROKER = "broker_session:"  # account hash field prefix: one broker session JSON per dialect
+BROKER_BYTES = BROKER.encode()
 
 
 def account(h: Mapping[bytes, bytes]) -> Account:
@@ -77,6 +79,13 @@ def account(h: Mapping[bytes, bytes]) -> Account:
         parent_id=text(h.get(b"parent_id")),
         algo_id=text(h.get(b"algo_id")),
         algo_name=text(h.get(b"algo_name")),
+        egress_ip=text(h.get(b"egress_ip")),
+        broker_user_id=text(h.get(b"broker_user_id")),
+        broker_sessions={
+            name.removeprefix(BROKER_BYTES).decode(): BrokerSession.from_json(orjson.loads(value))
+            for name, value in h.items()
+            if name.startswith(BROKER_BYTES)
+        },
         upstream_auth={
             name.removeprefix(AUTH_BYTES).decode(): orjson.loads(value)
             for name, value in h.items()

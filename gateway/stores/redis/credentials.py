@@ -28,7 +28,8 @@ SNAPSHOT = with_prelude(
     "snapshot",
     """
 -- ARGV: prefix, token hash. {credential, account, effective registration, slots, epoch,
--- parent epoch}, read together; {} for an unknown token, {credential} without an account.
+-- parent epoch, parent's egress address or ''}, read together; {} for an unknown token,
+-- {credential} without an account.
 local cred = redis.call('HGETALL', key('cred', ARGV[2]))
 if #cred == 0 then return {} end
 local uid = redis.call('HGET', key('cred', ARGV[2]), 'user_id')
@@ -36,10 +37,14 @@ local account = redis.call('HGETALL', key('account', uid))
 if #account == 0 then return {cred} end
 local parent = redis.call('HGET', key('account', uid), 'parent_id')
 local parent_epoch = 0
-if parent then parent_epoch = tonumber(redis.call('GET', key('epoch', parent)) or '0') end
+local parent_egress = ''
+if parent then
+  parent_epoch = tonumber(redis.call('GET', key('epoch', parent)) or '0')
+  parent_egress = redis.call('HGET', key('account', parent), 'egress_ip') or ''
+end
 return {cred, account, redis.call('HGETALL', key('reg', parent or uid)),
   redis.call('HGETALL', key('slots', uid)),
-  tonumber(redis.call('GET', key('epoch', uid)) or '0'), parent_epoch}
+  tonumber(redis.call('GET', key('epoch', uid)) or '0'), parent_epoch, parent_egress}
 """,
 )
 
@@ -101,17 +106,19 @@ class RedisCredentials(RedisCore):
             return cached
         # Unknown tokens are not cached: a login on another instance must work here at once.
         reply = await self._eval(SNAPSHOT, (), (self._prefix, token_hash))
-        if len(reply) < 6:
+        if len(reply) < 7:
             self._snapshots.pop(token_hash, None)
             return None
-        cred, account, registration, slots, epoch, parent_epoch = reply
+        cred, account_fields, registration, slots, epoch, parent_epoch, parent_egress = reply
+        account = codec.account(codec.fields(account_fields))
         snap = Snapshot(
             credential=codec.credential(codec.fields(cred)),
-            account=codec.account(codec.fields(account)),
+            account=account,
             registration=codec.registration(codec.fields(registration)),
             slot_holders={k.decode(): v.decode() for k, v in codec.fields(slots).items()},
             epoch=int(epoch),
             parent_epoch=int(parent_epoch),
+            egress_ip=account.egress_ip or codec.text(parent_egress),
         )
         self._learn(snap.account.user_id, snap.epoch)
         if snap.account.parent_id is not None:

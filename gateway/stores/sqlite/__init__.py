@@ -12,6 +12,7 @@ from ..base import Store
 from .accounts import SQLiteAccounts
 from .admission import SQLiteAdmission
 from .audit import SQLiteAudit
+from .broker import SQLiteBroker
 from .credentials import SQLiteCredentials
 from .idempotency import SQLiteIdempotency
 from .orders import SQLiteOrders
@@ -23,6 +24,7 @@ __all__ = ["SQLiteStore"]
 
 class SQLiteStore(
     SQLiteAccounts,
+    SQLiteBroker,
     SQLiteCredentials,
     SQLiteTokens,
     SQLiteRegistry,

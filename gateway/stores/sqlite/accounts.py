@@ -18,7 +18,7 @@ class SQLiteAccounts(SQLiteCore):
             try:
                 self._conn.execute(
                     f"INSERT INTO accounts ({schema.ACCOUNT_COLUMNS})"  # noqa: S608
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         account.user_id,
                         account.name,
@@ -27,6 +27,9 @@ class SQLiteAccounts(SQLiteCore):
                         account.algo_id,
                         orjson.dumps(account.upstream_auth).decode(),
                         account.algo_name,
+                        account.egress_ip,
+                        account.broker_user_id,
+                        schema.broker_sessions_json(account.broker_sessions),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -81,6 +84,17 @@ class SQLiteAccounts(SQLiteCore):
 
         found = await self._run(write)
         self._accounts.pop(user_id, None)
+        return found
+
+    async def set_egress(self, user_id: str, ip: str | None) -> bool:
+        def write() -> bool:
+            cur = self._conn.execute(
+                "UPDATE accounts SET egress_ip = ? WHERE user_id = ?", (ip, user_id)
+            )
+            return cur.rowcount > 0
+
+        found = await self._run(write)
+        self._accounts.pop(user_id, None)  # members' snapshots read the parent through it too
         return found
 
     async def create_app(self, app: App) -> App:

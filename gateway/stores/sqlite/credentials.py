@@ -52,7 +52,11 @@ class SQLiteCredentials(SQLiteCore):
         if slots is None:
             slots = await self._run(schema.read_slots, self._conn, account.user_id)
             self._slots[account.user_id] = slots
-        return Snapshot(credential, account, registration, slots)
+        egress = account.egress_ip
+        if egress is None and account.parent_id is not None:
+            parent = await self._account(account.parent_id)
+            egress = None if parent is None else parent.egress_ip
+        return Snapshot(credential, account, registration, slots, egress_ip=egress)
 
     async def revoke_credential(self, session_id: str) -> bool:
         def write() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,13 +16,14 @@ from rules.registry import Registration
 from rules.sessions import Credential
 from rules.types import CredentialKind, IPAddress, IPNetwork
 
-from ..base import Account, ApiToken
+from ..base import Account, ApiToken, BrokerSession
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     user_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL,
     parent_id TEXT REFERENCES accounts(user_id), algo_id TEXT,
-    upstream_auth TEXT NOT NULL DEFAULT '{}', algo_name TEXT
+    upstream_auth TEXT NOT NULL DEFAULT '{}', algo_name TEXT, egress_ip TEXT,
+    broker_user_id TEXT, broker_sessions TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS apps (
     api_key TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES accounts(user_id),
@@ -102,9 +103,18 @@ def migrate(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE accounts ADD COLUMN upstream_auth TEXT NOT NULL DEFAULT '{}'")
     if "algo_name" not in columns:
         db.execute("ALTER TABLE accounts ADD COLUMN algo_name TEXT")
+    if "egress_ip" not in columns:
+        db.execute("ALTER TABLE accounts ADD COLUMN egress_ip TEXT")
+    if "broker_user_id" not in columns:
+        db.execute("ALTER TABLE accounts ADD COLUMN broker_user_id TEXT")
+    if "broker_sessions" not in columns:
+        db.execute("ALTER TABLE accounts ADD COLUMN broker_sessions TEXT NOT NULL DEFAULT '{}'")
 
 
-ACCOUNT_COLUMNS = "user_id, name, created_at, parent_id, algo_id, upstream_auth, algo_name"
+ACCOUNT_COLUMNS = (
+    "user_id, name, created_at, parent_id, algo_id, upstream_auth, algo_name, egress_ip,"
+    " broker_user_id, broker_sessions"
+)
 
 
 METADATA_SELECT = (
@@ -133,7 +143,16 @@ def account_row(row: Sequence[Any]) -> Account:
         algo_id=row[4],
         upstream_auth=orjson.loads(row[5]),
         algo_name=row[6],
+        egress_ip=row[7],
+        broker_user_id=row[8],
+        broker_sessions={
+            dialect: BrokerSession.from_json(held) for dialect, held in orjson.loads(row[9]).items()
+        },
     )
+
+
+def broker_sessions_json(sessions: Mapping[str, BrokerSession]) -> str:
+    return orjson.dumps({d: held.to_json() for d, held in sessions.items()}).decode()
 
 
 def insert_credential(db: sqlite3.Connection, c: Credential, token_hash: str) -> None:

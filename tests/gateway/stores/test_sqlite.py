@@ -301,11 +301,18 @@ async def test_an_older_database_gains_the_upstream_auth_column_and_keeps_its_ro
         columns = await store._run(
             lambda: [row[1] for row in store._conn.execute("PRAGMA table_info(accounts)")]
         )
-        assert columns[-2:] == ["upstream_auth", "algo_name"]
+        assert columns[-5:] == [
+            "upstream_auth",
+            "algo_name",
+            "egress_ip",
+            "broker_user_id",
+            "broker_sessions",
+        ]
         first = await store.get_account("old1")
         assert first is not None
         assert (first.name, first.algo_id, first.upstream_auth) == ("Asha", "ALGO-7", {})
-        assert first.algo_name is None
+        assert (first.algo_name, first.egress_ip, first.broker_user_id) == (None, None, None)
+        assert first.broker_sessions == {}
         listed = await store.list_accounts()
         assert [(a.user_id, a.parent_id) for a in listed] == [("old1", None), ("old2", "old1")]
         await store.set_upstream_auth("old1", "upstox", {"Authorization": "Bearer b"})
