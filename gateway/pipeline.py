@@ -21,88 +21,40 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable
-from decimal import Decimal
-from typing import Any
 
 from aiohttp import web
 
-from rules.analytics import default_table
 from rules.decisions import Reason, Refuse, Refused
 from rules.orders import (
     KnownOrder,
-    MarketPolicy,
-    convert,
-    needs_conversion,
-    needs_ltp,
     orders_carried,
-    resolve_for_account,
 )
 from rules.routes import Match, Route
-from rules.sessions import admit_order, check_live
-from rules.tokens import check_scope
+from rules.sessions import admit_order
 from rules.types import Action, CredentialKind, IPAddress
 
 from . import audit, idempotency
 from .accesslog import ACCESS
 from .answers import order_answer, outcome
 from .audit import REPLAYED_HEADERS, Trace
-from .clock import Clock
-from .config import RulesConfig, ServerConfig
 from .dialects.base import Decoded, Dialect, Token
-from .edge import client_ip, identify, identify_hash, read_body
+from .edge import client_ip, identify, read_body
 from .errors import SENT, STORE_UNAVAILABLE
-from .forwarding import Via, upstream_headers, via
 from .idempotency import Claim
-from .instruments import InstrumentMaster
-from .ltp import LtpBook
-from .metrics import Metrics
+from .pricing import Pricing
+from .reads import Reads
 from .services import token_hash
 from .stores.base import Snapshot, StaleSnapshot, StoreUnavailable
-from .stores.roles import Admission, AuditLog, Credentials, Idempotency, OrderBook
-from .upstream import Upstream, UpstreamError, UpstreamResponse, response_headers
+from .upstream import UpstreamError, UpstreamResponse
 
 log = logging.getLogger("order_gateway")
 
 _MAX_STALE_RETRIES = 3
 
 
-class Pipeline:
-    """The order path and the forwarding of read routes, with each collaborator named.
-
-    ``upstream`` is the one collaborator replaced after construction: the embedded paper
-    broker's address is known only once it listens (``create_app``'s ``resources``).
-    """
-
-    def __init__(
-        self,
-        *,
-        rules: RulesConfig,
-        server: ServerConfig,
-        shared_secret: str,
-        clock: Clock,
-        credentials: Credentials,
-        admission: Admission,
-        orders: OrderBook,
-        idempotency: Idempotency,
-        audit_log: AuditLog,
-        upstream: Upstream,
-        instruments: InstrumentMaster,
-        ltp: LtpBook,
-        metrics: Metrics,
-    ) -> None:
-        self.rules = rules
-        self.server = server
-        self.shared_secret = shared_secret
-        self.clock = clock
-        self.credentials = credentials
-        self.admission = admission
-        self.orders = orders
-        self.idempotency = idempotency
-        self.audit_log = audit_log
-        self.upstream = upstream
-        self.instruments = instruments
-        self.ltp = ltp
-        self.metrics = metrics
+class Pipeline(Pricing, Reads):
+    """The order path (and, through :class:`Reads`, the read routes), with each collaborator
+    named (:class:`Collaborators`)."""
 
     async def handle(
         self, request: web.Request, dialect: Dialect, match: Match | None
@@ -240,71 +192,6 @@ class Pipeline:
             raise Refused(Reason.STORE_UNAVAILABLE, STORE_UNAVAILABLE) from exc
         self.admit(snapshot, ip)
 
-    def _converted(self, dialect: Dialect, count: int) -> None:
-        if count:
-            self.metrics.child(self.metrics.conversions, dialect.name).inc(count)
-
-    async def rewrite(
-        self, dialect: Dialect, decoded: Decoded, snapshot: Snapshot, credential_sha256: str
-    ) -> int:
-        """Resolve each order against the order book and price MARKET/SL-M by the grid
-        (SPEC §6), in place; the number converted.  Shared with explain, so it only reads:
-        a quote it must fetch goes to the upstream's quote route and counts against nothing."""
-        rules = self.rules
-        converted = 0
-        user_id = snapshot.account.user_id
-        for doc in decoded.docs:
-            intent = doc.intent
-            if intent.order_id is not None and intent.action is not Action.PLACE:
-                known = await self.orders.known_order(intent.order_id)
-                intent = resolve_for_account(intent, known, user_id=user_id)
-                doc.intent = intent
-            if not needs_conversion(intent):
-                continue
-            instrument = self.instruments.get(intent.instrument_key or "")
-            if not dialect.applies_grid(rules, known_instrument=instrument is not None):
-                continue
-            ltp: Decimal | None = None
-            age: float | None = None
-            if (
-                instrument is not None
-                and needs_ltp(intent)
-                and rules.market_orders is MarketPolicy.CONVERT
-            ):
-                seen = self.ltp.cached(instrument.key) or await self.ltp.fresh(
-                    instrument, lambda i: self._fetch_ltp(dialect, i, credential_sha256)
-                )
-                if seen is not None:
-                    ltp, age = seen
-            conversion = convert(
-                intent,
-                instrument=instrument,
-                ltp=ltp,
-                ltp_age=age,
-                max_age=rules.ltp_max_age_s,
-                grid=rules.grid,
-                policy=rules.market_orders,
-            )
-            if conversion is not None:
-                dialect.apply(doc, conversion)
-                converted += 1
-        return converted
-
-    async def _fetch_ltp(
-        self, dialect: Dialect, instrument: Any, credential_sha256: str
-    ) -> Decimal | None:
-        # Proved current first (admit has not run yet): a quote fetched on the order's behalf
-        # carries the account's identity or upstream credential as it is now.
-        snapshot = await identify_hash(self.credentials, credential_sha256, dialect)
-        path = dialect.ltp_path(instrument)  # signed with its query: the instrument asked for
-        headers = self._identity(
-            snapshot, dialect, "GET", path, {"Accept": "application/json"}, body=None
-        )
-        resp = await self.upstream.send(
-            dialect.name, "GET", path, headers, None, **self._via(snapshot, dialect)
-        )
-        return dialect.parse_ltp(instrument, resp.body) if resp.status == 200 else None
-
     async def _take_rate_slot(self, snapshot: Snapshot, count: int) -> float | None:
         rules = self.rules
         deadline = self.clock.monotonic() + rules.queue_max_wait_ms / 1000
@@ -321,45 +208,6 @@ class Pipeline:
             if self.clock.monotonic() + retry_after > deadline:
                 return retry_after
             await self.clock.sleep(retry_after)
-
-    def _identity(
-        self,
-        snapshot: Snapshot,
-        dialect: Dialect,
-        method: str,
-        target: str,
-        base: dict[str, str],
-        *,
-        body: bytes | None,
-    ) -> dict[str, str]:
-        return upstream_headers(
-            snapshot,
-            dialect.name,
-            method,
-            target,
-            base,
-            body=body,
-            secret=self.shared_secret,
-            clock=self.clock,
-        )
-
-    def _via(self, snapshot: Snapshot, dialect: Dialect) -> Via:
-        """Where the account's requests go (SPEC §14): its egress address, its broker base."""
-        return via(snapshot, dialect.name, self.clock.now())
-
-    def _upstream_headers(
-        self,
-        request: web.Request,
-        dialect: Dialect,
-        snapshot: Snapshot,
-        target: str,
-        body: bytes | None,
-    ) -> dict[str, str]:
-        """The dialect's allowlisted client headers plus the account's identity, signed over
-        the ``target`` and ``body`` that are sent (SPEC §10)."""
-        allowed = dialect.forwarded_headers
-        base = {name: value for name, value in request.headers.items() if name.lower() in allowed}
-        return self._identity(snapshot, dialect, request.method, target, base, body=body)
 
     async def _forward_order(
         self,
@@ -459,46 +307,6 @@ class Pipeline:
             "an order went upstream, then %s failed; its answer stands", what, exc_info=True
         )
         self.metrics.child(self.metrics.bookkeeping_failures, what).inc()
-
-    # other routes ---------------------------------------------------------------------------
-
-    async def authenticate(self, request: web.Request, dialect: Dialect) -> Snapshot:
-        """A live credential of this dialect, allowed this method and path from this IP (an
-        API token's CIDRs, the analytics token's scope), else Refused: 401 for a missing,
-        unknown or dead token alike, then 403."""
-        ip = client_ip(request, self.server.trusted_proxies)
-        snapshot = await identify(self.credentials, dialect.token(request.headers), dialect)
-        credential = check_live(snapshot.credential, now=self.clock.now())
-        check_scope(
-            credential,
-            method=request.method,
-            path=request.path,
-            client_ip=ip,
-            registered=snapshot.registration.ips,
-            table=default_table(),
-        )
-        return snapshot
-
-    async def _other(
-        self, request: web.Request, dialect: Dialect, trace: Trace
-    ) -> web.StreamResponse:
-        snapshot = await self.authenticate(request, dialect)
-        trace.user_id = snapshot.account.user_id
-        body = await read_body(request, self.server.max_body_bytes)
-        payload, content_type = dialect.reencode_other(body, request.content_type)
-        path_qs = request.raw_path  # the canonical target the guard checked, bytes as sent
-        headers = self._upstream_headers(request, dialect, snapshot, path_qs, payload)
-        if content_type:
-            headers["Content-Type"] = content_type
-        # an UpstreamError is the boundary's to render: a read has no outcome to report
-        upstream = await self.upstream.send(
-            dialect.name, request.method, path_qs, headers, payload, **self._via(snapshot, dialect)
-        )
-        trace.decision = "forwarded"
-        trace.upstream_latency_ms = round(upstream.latency_s * 1000, 3)
-        return web.Response(
-            status=upstream.status, body=upstream.body, headers=response_headers(upstream.headers)
-        )
 
     # the record ------------------------------------------------------------------------------
 
