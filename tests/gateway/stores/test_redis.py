@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.config import redis_url_parts as parse_url
+from gateway.config_values import redis_url_parts as parse_url
 from gateway.stores.base import ApiToken, AuditEntry, Snapshot, StaleSnapshot, StoreUnavailable
 from gateway.stores.redis import RedisStore
 from rules.decisions import Refused

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from gateway.config import ConfigError, load_config, sentinel_parts
+from gateway.config import ConfigError, load_config
+from gateway.config_values import sentinel_parts
 from gateway.stores.redis import RedisStore
 from gateway.stores.redis.client import connect
 
