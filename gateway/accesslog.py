@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import itertools
 import logging
 import re
-import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +32,7 @@ from rules.decisions import Reason, Refused
 from rules.types import IPNetwork
 
 from .edge import client_ip
+from .ids import new_id
 
 access_log = logging.getLogger("order_gateway.access")
 
@@ -43,18 +42,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _PLAIN = re.compile(r"[^\s\"=]+")
 
-# Request ids this process makes: a random prefix (unique across workers and restarts) and a
-# counter, rather than a uuid4 per request (os.urandom is a system call).
-_ID_PREFIX = secrets.token_hex(8)
-_ID_SEQ = itertools.count(1)
-
 
 # serve's handler, written to directly (see ``configure``); None: lines go through logging
 _direct: _BufferedHandler | None = None
-
-
-def _new_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_SEQ):016x}"
 
 
 @dataclass(slots=True)
@@ -79,7 +69,7 @@ def request_id(request: web.Request) -> str:
     if record is not None:
         return str(record.request_id)
     given = request.headers.get("X-Request-Id", "")
-    return given if _SAFE_REQUEST_ID.fullmatch(given) else _new_id()
+    return given if _SAFE_REQUEST_ID.fullmatch(given) else new_id()
 
 
 def note_refusal(request: web.Request, reason: Reason) -> None:
@@ -141,7 +131,7 @@ def access_middleware(*, trusted_proxies: tuple[IPNetwork, ...], fmt: str) -> Mi
     async def log_request(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         given = request.headers.get("X-Request-Id", "")
-        record = AccessRecord(given if _SAFE_REQUEST_ID.fullmatch(given) else _new_id())
+        record = AccessRecord(given if _SAFE_REQUEST_ID.fullmatch(given) else new_id())
         request[ACCESS] = record
         status = 500
         try:

@@ -10,7 +10,6 @@ which is the store's own lookup key and no use as a token.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import orjson
 
 from .dialects.base import Decoded
+from .ids import new_id
 from .metrics import Metrics
 from .stores.base import AuditEntry
 from .stores.roles import AuditLog
@@ -46,7 +46,7 @@ class Trace:
     outcome: str | None = None
     order_ids: list[str] = field(default_factory=list)
     message: str | None = None
-    audit_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    audit_id: str = field(default_factory=new_id)
     target: str = ""  # path and query as sent
     body: str | None = None  # the body as sent (UTF-8, undecodable bytes replaced)
     headers: dict[str, str] = field(default_factory=dict)  # REPLAYED_HEADERS the client sent

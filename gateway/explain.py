@@ -18,7 +18,6 @@ as the pipeline would, counted against nothing.  The explain itself is audited (
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +38,7 @@ from .audit import REPLAYED_HEADERS
 from .dialects.base import Decoded, Dialect
 from .edge import identify, identify_hash
 from .errors import STORE_UNAVAILABLE, Envelopes
+from .ids import new_id
 from .pipeline import Pipeline
 from .services import token_hash
 from .stores.base import AuditEntry, Snapshot, StoreUnavailable
@@ -362,7 +362,7 @@ class Explainer:
         p = self.pipeline
         record = {
             "at": p.clock.now().isoformat(),
-            "audit_id": uuid.uuid4().hex,
+            "audit_id": new_id(),
             "user_id": walk.account,
             "decision": "explain",
             "explained": {

@@ -113,7 +113,7 @@ async def test_every_route_class_is_named(gw: Harness, caplog: pytest.LogCapture
     assert ("/healthz", "gateway", "ok") in seen
     assert ("/admin/v1/accounts", "admin", "ok") in seen
     assert ("/gateway/v1/session", "gateway", "ok") in seen
-    # the unsafe X-Request-Id was replaced by one made here (a uuid4's hex)
+    # the unsafe X-Request-Id was replaced by one made here (32 hex digits)
     [unsafe] = [x for x in lines(caplog, "text") if x["reason"] == "invalid_token"]
     assert re.fullmatch(r"[0-9a-f]{32}", unsafe["request_id"])
 
