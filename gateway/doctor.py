@@ -218,12 +218,82 @@ async def check_listener(config: Config, wall: Wall) -> list[Check]:
     return [Check("listener", True, f"http on {where} (loopback only)")]
 
 
-# Checks run in this order. The egress addresses of SPEC §14 (each configured address is one
-# this host has) come with the egress task: add its checker here.
+async def _egress_addresses(config: Config) -> list[str] | Check:
+    """The egress addresses the store holds for accounts (SPEC §14), or why they cannot be read."""
+    from .app import create_store
+
+    url = config.store.url
+    if url.startswith("sqlite:///") and _absent_sqlite(url) is not None:
+        return []
+    store = create_store(config)
+    try:
+        await store.start()
+        accounts = await store.list_accounts()
+    except Exception as exc:  # reported by the store check too; nothing to add here
+        return Check("egress", False, f"cannot read the accounts: {exc}", "see the store check")
+    finally:
+        await store.close()
+    return sorted({a.egress_ip for a in accounts if a.egress_ip})
+
+
+async def _reach_from(address: str, name: str, base: str, connect_s: float) -> Check:
+    parts = urlsplit(base)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, local_addr=(address, 0)), connect_s
+        )
+    except (OSError, TimeoutError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        return Check(
+            f"egress {address} → {name}",
+            False,
+            f"{base}: TCP connect from {address} failed ({reason})",
+            f"check the route and firewall for {address}, and that the broker allows it",
+        )
+    writer.close()
+    return Check(f"egress {address} → {name}", True, f"{base} answers from {address}")
+
+
+async def check_egress(config: Config, wall: Wall) -> list[Check]:
+    """Each account's egress address is one this host has, and reaches every upstream."""
+    from .api.broker import on_this_host
+
+    found = await _egress_addresses(config)
+    if isinstance(found, Check):
+        return [found]
+    if not found:
+        return [Check("egress", True, "no account has an egress address: the default route")]
+    upstream = config.upstream
+    bases = {} if upstream.embedded else {k: v for k, v in upstream.urls.items() if v}
+    checks: list[Check] = []
+    for address in found:
+        if not on_this_host(address):
+            checks.append(
+                Check(
+                    f"egress {address}",
+                    False,
+                    f"{address} is an account's egress address but this host does not have it",
+                    f"add {address} to an interface, or set the account's egress anew",
+                )
+            )
+            continue
+        checks.append(Check(f"egress {address}", True, "this host has it"))
+        connect_s = upstream.connect_timeout_s
+        checks.extend(
+            await asyncio.gather(
+                *(_reach_from(address, name, base, connect_s) for name, base in bases.items())
+            )
+        )
+    return checks
+
+
+# Checks run in this order.
 CHECKS: tuple[Checker, ...] = (
     check_store,
     check_admin_token,
     check_upstreams,
+    check_egress,
     check_instruments,
     check_listener,
 )

@@ -177,3 +177,59 @@ async def test_the_store_is_opened_when_it_exists_and_never_created(
     missing_dir = load_config(None, {"GATEWAY_STORE_URL": f"sqlite:///{tmp_path}/no/such.db"})
     [nowhere] = await check_only(missing_dir, "store")
     assert not nowhere.ok and "create" in nowhere.fix
+
+
+async def egress_store(config: Config, addresses: dict[str, str]) -> None:
+    """Accounts with these egress addresses, written straight to the store (as if the host had
+    lost an address since it was set: the admin API would refuse a missing one today)."""
+    from datetime import UTC, datetime
+
+    from gateway.app import create_store
+    from gateway.stores.base import Account
+
+    store = create_store(config)
+    await store.start()
+    try:
+        for user_id, address in addresses.items():
+            await store.create_account(Account(user_id, user_id, datetime.now(UTC)))
+            assert await store.set_egress(user_id, address)
+    finally:
+        await store.close()
+
+
+async def test_egress_addresses_this_host_has_reach_every_upstream(
+    paper: TestServer, tmp_path: Path
+) -> None:
+    config = config_of(write_config(tmp_path, base(paper)))
+    await egress_store(config, {"E1": "127.0.0.2", "E2": "127.0.0.3"})
+
+    checks = [c for c in await diagnose(config) if c.name.startswith("egress")]
+
+    assert [c.name for c in checks] == [
+        "egress 127.0.0.2",
+        "egress 127.0.0.2 → upstox",
+        "egress 127.0.0.2 → kotak",
+        "egress 127.0.0.3",
+        "egress 127.0.0.3 → upstox",
+        "egress 127.0.0.3 → kotak",
+    ]
+    assert all(c.ok for c in checks), render(checks)
+
+
+async def test_an_egress_address_the_host_lacks_is_named_and_fails(
+    paper: TestServer, tmp_path: Path
+) -> None:
+    path = write_config(tmp_path, base(paper))
+    await egress_store(config_of(path), {"E1": "127.0.0.2", "E2": "192.0.2.77"})
+
+    code, out = await run_doctor(path)
+
+    assert code == 1
+    assert "✘ egress 192.0.2.77: 192.0.2.77 is an account's egress address but this host" in out
+    assert "✔ egress 127.0.0.2 → upstox:" in out
+    assert out.rstrip().endswith("1 check(s) failed")
+
+
+async def test_no_egress_address_is_the_default_route(paper: TestServer, tmp_path: Path) -> None:
+    [check] = await check_only(config_of(write_config(tmp_path, base(paper))), "egress")
+    assert check.ok and "default route" in check.detail
