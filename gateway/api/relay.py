@@ -35,8 +35,8 @@ from cachetools import TTLCache
 
 from rules.decisions import Reason, Refused
 from rules.relay import Candidate, relay_account
-from rules.sessions import session_expiry, slot_for
-from rules.types import CredentialKind, IPAddress
+from rules.sessions import session_expiry
+from rules.types import IPAddress
 
 from ..codec import encode_json
 from ..edge import read_body, request_client_ip
@@ -44,7 +44,6 @@ from ..services import SERVICES, Services, token_hash
 from ..stores.base import Account, AuditEntry, BrokerSession
 from ..upstream import UpstreamResponse, response_headers
 from . import session
-from .common import new_credential
 
 KOTAK_LOGIN = "/login/1.0/tradeApiLogin"
 KOTAK_VALIDATE = "/login/1.0/tradeApiValidate"
@@ -141,19 +140,7 @@ async def _gateway_session(
     services: Services, account: Account, client_ip: IPAddress
 ) -> tuple[str, str]:
     """A gateway login session for the account from the client's IP (SPEC §5)."""
-    store = services.store
-    registration = await store.get_registration(account.parent_id or account.user_id)
-    now = services.clock.now()
-    rules = services.config.rules
-    token, credential = new_credential(
-        user_id=account.user_id,
-        kind=CredentialKind.LOGIN,
-        created_ip=client_ip,
-        created_at=now,
-        expires_at=session_expiry(now, logout=rules.session_logout, tz=rules.timezone),
-        slot=slot_for(client_ip, registration),
-    )
-    await store.create_credential(credential, token_hash(token))
+    token, credential = await session.open_session(services, account, client_ip)
     return token, credential.session_id
 
 

@@ -19,6 +19,7 @@ from rules.types import CredentialKind, IPAddress
 from ..codec import parse_form
 from ..edge import read_body, request_client_ip
 from ..services import SERVICES, Services, token_hash
+from ..stores.base import Account
 from .common import (
     authenticated,
     json_body,
@@ -48,6 +49,16 @@ async def login(
     account = await store.get_account(app.user_id)
     if account is None:
         raise Refused(Reason.INVALID_CREDENTIALS, "the app's account no longer exists")
+    return await open_session(services, account, client_ip, console=console)
+
+
+async def open_session(
+    services: Services, account: Account, client_ip: IPAddress, *, console: bool = False
+) -> tuple[str, Credential]:
+    """A login session for the account from ``client_ip`` (SPEC §5): it takes that IP's order
+    slot when the IP is registered (a console session never does), and ends at the daily
+    logout.  Shared by the gateway's login and the brokers' relayed logins."""
+    store = services.store
     registration = await store.get_registration(account.parent_id or account.user_id)
     now = services.clock.now()
     rules = services.config.rules

@@ -25,26 +25,6 @@ return {'ok', {}}
 """,
 )
 
-
-SET_UPSTREAM_AUTH = with_prelude(
-    "set_upstream_auth",
-    """
--- ARGV: prefix, user id, field ('upstream_auth:<dialect>'), header JSON or '' to remove.
--- The account's epoch moves in the same step: every cached snapshot carries the old value.
-local account = key('account', ARGV[2])
-if redis.call('EXISTS', account) == 0 then return {'none', {}} end
-if ARGV[4] == '' then
-  redis.call('HDEL', account, ARGV[3])
-else
-  redis.call('HSET', account, ARGV[3], ARGV[4])
-end
-local out = {}
-bump(ARGV[2], out)
-return {'ok', out}
-""",
-)
-
-
 SET_ALGO = with_prelude(
     "set_algo",
     """
@@ -105,7 +85,7 @@ class RedisAccounts(RedisCore):
         self, user_id: str, dialect: str, headers: Mapping[str, str] | None
     ) -> bool:
         value = "" if headers is None else orjson.dumps(dict(headers)).decode()
-        reply = await self._run(SET_UPSTREAM_AUTH, user_id, codec.AUTH + dialect, value)
+        reply = await self._run(SET_ACCOUNT_FIELD, user_id, codec.AUTH + dialect, value)
         return bool(reply[0] == b"ok")
 
     async def set_algo(self, user_id: str, *, algo_id: str | None, algo_name: str | None) -> bool:
