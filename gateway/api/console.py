@@ -20,6 +20,7 @@ from rules.decisions import Reason, Refused
 from rules.registry import next_change_allowed
 from rules.types import CredentialKind
 
+from ..forwarding import live_broker_session
 from ..services import SERVICES, Services
 from .common import authenticated, json_response
 
@@ -62,7 +63,16 @@ async def list_sessions(request: web.Request) -> web.StreamResponse:
         for c in found
         if c.kind is CredentialKind.LOGIN and now < c.expires_at
     ]
-    return json_response({"status": "success", "data": {"sessions": sessions}})
+    # The broker sessions the login relay keeps for the account (SPEC §14): held or not, since
+    # when and until when, never a value.
+    broker = {
+        dialect: {"since": held.since.isoformat(), "expires_at": held.expires_at.isoformat()}
+        for dialect in sorted(snapshot.account.broker_sessions)
+        if (held := live_broker_session(snapshot, dialect, now)) is not None
+    }
+    return json_response(
+        {"status": "success", "data": {"sessions": sessions, "broker_sessions": broker}}
+    )
 
 
 async def delete_session(request: web.Request) -> web.StreamResponse:
@@ -151,6 +161,9 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+_ORDER_DECISIONS = frozenset({"admitted", "refused", "replayed"})
+
+
 def decisions_overview(
     records: Sequence[Mapping[str, Any]], *, now: datetime, minutes: int
 ) -> dict[str, Any]:
@@ -161,7 +174,8 @@ def decisions_overview(
     latencies: list[float] = []
     for record in records:
         at = _at(record)
-        if at is None or "decision" not in record or not start <= at <= now:
+        # order decisions only: admin actions, explains and relayed logins are audited too
+        if at is None or record.get("decision") not in _ORDER_DECISIONS or not start <= at <= now:
             continue
         minute = at.replace(second=0, microsecond=0).isoformat()
         per_minute[(minute, str(record.get("reason") or "ok"))] += 1
@@ -210,6 +224,8 @@ async def overview(request: web.Request) -> web.StreamResponse:
                     None if registration.secondary is None else str(registration.secondary)
                 ),
                 "parent_id": account.parent_id,
+                # its own egress address (SPEC §14); a member without one uses its parent's
+                "egress_ip": account.egress_ip,
                 "family_members": len(members),
                 "sessions": sum(
                     c.kind is CredentialKind.LOGIN and now < c.expires_at for c in found

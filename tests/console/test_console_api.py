@@ -188,6 +188,8 @@ async def test_the_operator_overview(gw: Harness) -> None:
     assert (await gw.place(trader, ip="127.0.0.9")).status == 403
 
     assert (await gw.request("GET", "/admin/v1/overview")).status == 401
+    egress = await gw.admin("PUT", f"/accounts/{trader.user_id}/egress", {"ip": "127.0.0.4"})
+    assert egress.status in (200, 204), egress.body
     reply = await gw.admin("GET", "/overview")
     assert reply.status == 200, reply.body
     data = reply.data["data"]
@@ -196,6 +198,7 @@ async def test_the_operator_overview(gw: Harness) -> None:
     assert row["secondary_ip"] == "127.0.0.3"
     assert row["sessions"] == 2
     assert row["family_members"] == 0
+    assert row["egress_ip"] == "127.0.0.4"
     reasons = {(d["reason"], d["count"]) for d in data["decisions_per_minute"]}
     assert reasons == {("ok", 1), ("ip_not_registered", 1)}
     assert data["upstream_latency_ms"]["count"] == 1

@@ -105,6 +105,17 @@ async def test_the_broker_session_is_born_on_the_egress_and_orders_ride_it(
     assert set(mine["broker_sessions"]) == {"kotak"}
     assert mine["broker_sessions"]["kotak"]["since"]
     assert headers["auth"] not in str(accounts.data)  # never the value
+    # the trader sees it too (the console's sessions view), held since when, never the value
+    own = await gw.request(
+        "GET",
+        "/gateway/v1/sessions",
+        ip=CLIENT,
+        headers={"Auth": client.token, "Sid": client.session_id},
+    )
+    assert own.status == 200, own.body
+    assert set(own.data["data"]["broker_sessions"]) == {"kotak"}
+    assert own.data["data"]["broker_sessions"]["kotak"]["since"]
+    assert headers["auth"] not in str(own.data) and headers["sid"] not in str(own.data)
     audit = await gw.admin("GET", f"/audit?user_id={UCC}")
     relayed = [r for r in audit.data["data"] if r["decision"] == "relayed_login"]
     assert [(r["step"], r["egress_ip"], r["client_ip"], r["broker_status"]) for r in relayed] == [

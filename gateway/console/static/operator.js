@@ -40,6 +40,7 @@ async function loadOverview() {
       el("td", {}, a.name),
       el("td", {}, a.primary_ip || ""),
       el("td", {}, a.secondary_ip || ""),
+      el("td", {}, a.egress_ip || ""),
       el("td", {}, a.parent_id ? `member of ${a.parent_id}` : a.family_members ? `parent of ${a.family_members}` : ""),
       el("td", {}, a.sessions))));
     fill($("op-decisions-rows"), data.decisions_per_minute.map((d) => el("tr", {},

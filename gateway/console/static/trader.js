@@ -92,7 +92,11 @@ function slotText(s) {
 
 async function loadSessions() {
   await guarded("sessions-error", async () => {
-    const { sessions } = (await call("GET", "/gateway/v1/sessions")).data;
+    const { sessions, broker_sessions: broker } = (await call("GET", "/gateway/v1/sessions")).data;
+    const held = Object.entries(broker || {});
+    fill($("broker-sessions-rows"), held.map(([dialect, b]) => el("tr", { class: "broker-session" },
+      el("td", {}, dialect), el("td", {}, b.since), el("td", {}, b.expires_at))));
+    $("broker-sessions-none").hidden = held.length > 0;
     fill($("sessions-rows"), sessions.map((s) => el("tr", { class: "session", "data-id": s.session_id },
       el("td", {}, shortId(s.session_id), s.current ? " (this console)" : ""),
       el("td", {}, s.created_ip),
