@@ -153,9 +153,11 @@ class Explainer:
         self._audit(probe, walk, answer, audit_id)
         return answer
 
-    async def explain_audit(self, audit_id: str) -> dict[str, Any]:
-        """The recorded order decision ``audit_id``, explained again as things stand now."""
-        records = await self.pipeline.audit_log.audit_query(user_id=None, limit=AUDIT_LOOKBACK)
+    async def explain_audit(self, audit_id: str, *, user_id: str | None = None) -> dict[str, Any]:
+        """The recorded order decision ``audit_id``, explained again as things stand now; with
+        ``user_id``, only among that account's records (a trader explains its own: another
+        account's id is as unknown as a made-up one)."""
+        records = await self.pipeline.audit_log.audit_query(user_id=user_id, limit=AUDIT_LOOKBACK)
         record = next((r for r in records if r.get("audit_id") == audit_id), None)
         if record is None:
             raise Refused(

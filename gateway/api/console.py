@@ -20,6 +20,7 @@ from rules.decisions import Reason, Refused
 from rules.registry import next_change_allowed
 from rules.types import CredentialKind
 
+from ..explain import EXPLAINER
 from ..forwarding import live_broker_session
 from ..services import SERVICES, Services
 from .common import authenticated, json_response
@@ -249,11 +250,23 @@ async def overview(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def explain_decision(request: web.Request) -> web.StreamResponse:
+    """One of the caller's own order decisions explained again (SPEC §12's explain, as the
+    console shows a refused order): the step that refuses now, and why."""
+    _, snapshot = await authenticated(request)
+    explainer = request.config_dict[EXPLAINER]
+    answer = await explainer.explain_audit(
+        request.match_info["audit_id"], user_id=snapshot.account.user_id
+    )
+    return json_response({"status": "success", "data": answer})
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/gateway/v1/sessions", list_sessions)
     router.add_delete("/gateway/v1/sessions/{session_id}", delete_session)
     router.add_get("/gateway/v1/ip-change", ip_change)
     router.add_get("/gateway/v1/decisions", list_decisions)
+    router.add_get("/gateway/v1/decisions/{audit_id}/explain", explain_decision)
     router.add_get("/gateway/v1/orders-per-second", orders_per_second)
 
 

@@ -266,6 +266,11 @@ async def test_decisions_then_the_operator_finds_the_refused_order(stack: Stack)
     await expect(rows.nth(1)).to_contain_text("admitted")
     await expect(rows.nth(1)).to_contain_text("1401.5")  # the LTP the conversion used
     await expect(rows.nth(1)).to_contain_text('"order_type":"LIMIT"')  # the rewritten order
+    # the refused one explained by the gateway: the failing step and the address it saw
+    await rows.nth(0).locator("button.explain").click()
+    await expect(rows.nth(0).locator(".explained")).to_contain_text("registered_ip")
+    await expect(rows.nth(0).locator(".explained")).to_contain_text("127.0.3.9")
+    await expect(rows.nth(1).locator("button.explain")).to_have_count(0)  # admitted: no "why"
     await expect(page.locator("#rate-summary")).to_contain_text("Peak 1 orders/s")
     await expect(page.locator("#rate-summary")).to_contain_text("the limit is 10")
     await expect(page.locator("#rate-chart rect")).to_have_count(300)
@@ -286,9 +291,10 @@ async def test_decisions_then_the_operator_finds_the_refused_order(stack: Stack)
     await operator.fill("#op-audit-form [name=user_id]", trader.user_id)
     await operator.click("#op-audit-form button[type=submit]")
     found = operator.locator("#op-audit-rows tr")
-    await expect(found).to_have_count(2)
-    refused = found.filter(has_text="ip_not_registered")
+    await expect(found).to_have_count(3)  # the two orders, and the trader's explain of one
+    refused = found.filter(has_text="ip_not_registered").filter(has_text="refused")
     await expect(refused).to_have_count(1)
+    await expect(found.filter(has_text="explain")).to_have_count(1)
     await expect(refused).to_contain_text(trader.user_id)
     await shot(operator, "operator")
 

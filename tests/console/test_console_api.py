@@ -204,3 +204,26 @@ async def test_the_operator_overview(gw: Harness) -> None:
     assert data["upstream_latency_ms"]["count"] == 1
     assert data["instruments"]["count"] > 0
     assert data["instruments"]["age_s"] is None
+
+
+async def test_a_trader_explains_its_own_refused_order_and_nobody_elses(gw: Harness) -> None:
+    trader = await gw.trader("127.0.0.2")
+    other = await gw.trader("127.0.0.3")
+    assert (await gw.place(trader, ip="127.0.0.9", order_type="LIMIT", price=1400)).status == 403
+    [refused] = (await get(gw, trader, "/gateway/v1/decisions?limit=1"))["decisions"]
+    path = f"/gateway/v1/decisions/{refused['audit_id']}/explain"
+
+    answer = await get(gw, trader, path)
+
+    assert (answer["decision"], answer["status"], answer["reason"]) == (
+        "refused",
+        403,
+        "IP_NOT_REGISTERED",
+    )
+    [failed] = [step for step in answer["steps"] if not step["ok"]]
+    assert failed["step"] == "registered_ip" and "127.0.0.9" in failed["detail"]
+    assert answer["recorded"]["reason"] == "ip_not_registered"
+    # another account's record is as unknown as a made-up id; no credential is 401
+    assert (await gw.request("GET", path, ip=other.ip, headers=other.bearer)).status == 404
+    assert (await gw.request("GET", path, ip=trader.ip)).status == 401
+    assert await gw.upstream_requests() == []

@@ -260,6 +260,15 @@ GATEWAY_ROUTES: dict[tuple[str, str], list[Probe]] = {
     ],
     ("GET", "/gateway/v1/ip-change"): [Probe("GET", "/gateway/v1/ip-change", None, READ)],
     ("GET", "/gateway/v1/decisions"): [Probe("GET", "/gateway/v1/decisions", None, READ)],
+    # an audit id no account has: the same 404 for every live credential
+    ("GET", "/gateway/v1/decisions/{audit_id}/explain"): [
+        Probe(
+            "GET",
+            "/gateway/v1/decisions/" + "0" * 32 + "/explain",
+            None,
+            expect(404, token_out=403),
+        )
+    ],
     ("GET", "/gateway/v1/orders-per-second"): [
         Probe("GET", "/gateway/v1/orders-per-second", None, READ)
     ],

@@ -56,7 +56,7 @@ export function conversionCells(record) {
   ];
 }
 
-export function decisionRow(record, withAccount) {
+export function decisionRow(record, withAccount, explainWith) {
   const [ltp, band] = conversionCells(record);
   const cells = [
     el("td", {}, record.at || ""),
@@ -69,5 +69,13 @@ export function decisionRow(record, withAccount) {
     el("td", {}, ltp),
     el("td", {}, band),
   ];
+  if (explainWith && record.decision === "refused" && record.audit_id) {
+    const said = el("span", { class: "explained" });
+    cells.push(el("td", {}, el("button", {
+      type: "button",
+      class: "explain",
+      onclick: async () => { said.textContent = await explainWith(record.audit_id); },
+    }, "Why?"), said));
+  }
   return el("tr", { class: "decision" }, ...cells);
 }

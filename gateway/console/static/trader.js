@@ -268,10 +268,21 @@ async function loadRate() {
   });
 }
 
+// A refused order explained again by the gateway (explain): the step that refuses, and why.
+async function whyRefused(auditId) {
+  try {
+    const { data } = await call("GET", `/gateway/v1/decisions/${encodeURIComponent(auditId)}/explain`);
+    const failed = (data.steps || []).find((step) => !step.ok);
+    return failed ? `${failed.step}: ${failed.detail}` : `it would be ${data.decision} now`;
+  } catch (error) {
+    return explain(error);
+  }
+}
+
 async function loadDecisions() {
   await guarded("decisions-error", async () => {
     const { decisions } = (await call("GET", "/gateway/v1/decisions?limit=50")).data;
-    fill($("decisions-rows"), decisions.filter((d) => d.decision).map((d) => decisionRow(d, false)));
+    fill($("decisions-rows"), decisions.filter((d) => d.decision).map((d) => decisionRow(d, false, whyRefused)));
   });
 }
 
