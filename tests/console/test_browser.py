@@ -215,6 +215,19 @@ async def test_api_token_with_two_cidrs_bad_lists_and_revoke(stack: Stack) -> No
     await expect(page.locator("#analytics-created")).to_be_hidden()
     await page.click("#analytics-revoke")
     await expect(page.locator("#analytics-error")).to_contain_text("no analytics token")
+
+    # An API app: its key and secret shown once, and the secret really logs in.
+    await page.click("#app-create")
+    created = page.locator("#app-created")
+    await expect(created).to_contain_text("it is not shown again")
+    found = re.search(r"api_key (\S+) · api_secret (\S+) ", await created.inner_text())
+    assert found is not None
+    login = await gw.request(
+        "POST",
+        "/gateway/v1/session",
+        json={"api_key": found[1], "api_secret": found[2]},
+    )
+    assert login.status == 200, login.body
     assert problems == [], problems
 
 
