@@ -1,11 +1,13 @@
-"""The store interface: what the gateway keeps, and the atomic operations it needs.
+"""The store's values and errors: what the gateway keeps.  The operations, one small
+interface per concern and ``Store`` their sum, are in ``roles``.
 
 Two implementations pass the same contract tests (``tests/gateway/stores``): SQLite for one
 process, Redis for several workers and instances (SPEC §11).
 
 Admission must not cost a store round trip per check, so the order path reads one
 :class:`Snapshot` (credential, account, effective registration, slot holders), which a store
-caches in-process, and then makes one :meth:`Store.admit` call that takes a rate-limit slot.
+caches in-process, and then makes one ``admit`` call (``roles.Admission``) that takes the
+rate-limit slots.
 A store that can be changed by another process (Redis) also uses ``admit`` to prove the
 snapshot is still current, raising :class:`StaleSnapshot` so the caller re-reads it: that is
 how an IP change or a revocation on one instance is seen by every other before it answers.
@@ -24,20 +26,19 @@ only if the facts it was decided on still hold, and answers a status value (:cla
 
 from __future__ import annotations
 
-import abc
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from rules.family import JoinFacts
-from rules.orders import KnownOrder
-from rules.registry import IpCommitted, Registration
+from rules.registry import Registration
 from rules.sessions import Credential
 from rules.types import IPNetwork
+
+from .roles import Store as Store
 
 
 class StoreError(Exception):
@@ -209,236 +210,3 @@ class AuditEntry:
             None if user_id is None else str(user_id),
             orjson.dumps(record, default=str),
         )
-
-
-class Store(abc.ABC):
-    """Accounts, apps, credentials, the static-IP registry, known orders, audit, rate."""
-
-    # lifecycle
-    async def start(self) -> None:  # noqa: B027 - optional hook
-        """Open connections, create schema."""
-
-    async def close(self) -> None:  # noqa: B027 - optional hook
-        """Flush pending writes and close."""
-
-    @abc.abstractmethod
-    async def ping(self) -> None:
-        """Raise StoreUnavailable when the store cannot answer."""
-
-    # accounts and apps
-    @abc.abstractmethod
-    async def create_account(self, account: Account) -> Account:
-        """Raise Duplicate when the user_id exists."""
-
-    @abc.abstractmethod
-    async def get_account(self, user_id: str) -> Account | None: ...
-
-    @abc.abstractmethod
-    async def list_accounts(self) -> Sequence[Account]: ...
-
-    @abc.abstractmethod
-    async def set_upstream_auth(
-        self, user_id: str, dialect: str, headers: Mapping[str, str] | None
-    ) -> bool:
-        """Store (replace) the account's upstream credential for a dialect; None removes it.
-
-        Seen by the very next snapshot on every instance.  False for an unknown account.
-        """
-
-    @abc.abstractmethod
-    async def set_algo(self, user_id: str, *, algo_id: str | None, algo_name: str | None) -> bool:
-        """Set (None clears) the account's algo id and name; False for an unknown account."""
-
-    @abc.abstractmethod
-    async def set_egress(self, user_id: str, ip: str | None) -> bool:
-        """Set (None clears) the account's egress address, moving its epoch so every cached
-        snapshot (its own and its family members') reads the new one; False: no account."""
-
-    @abc.abstractmethod
-    async def set_broker_user_id(self, user_id: str, broker_user_id: str | None) -> bool:
-        """Set (None clears) the client code the broker knows the account by; False: none."""
-
-    @abc.abstractmethod
-    async def set_broker_session(
-        self, user_id: str, dialect: str, session: BrokerSession | None
-    ) -> bool:
-        """Keep (None ends) the account's broker session for a dialect, moving its epoch so
-        the next snapshot carries it; False for an unknown account."""
-
-    @abc.abstractmethod
-    async def create_app(self, app: App) -> App: ...
-
-    @abc.abstractmethod
-    async def get_app(self, api_key: str) -> App | None: ...
-
-    # credentials
-    @abc.abstractmethod
-    async def create_credential(self, credential: Credential, token_hash: str) -> Credential:
-        """Store a new credential; a login with a slot takes that slot from older sessions."""
-
-    @abc.abstractmethod
-    async def snapshot(self, token_hash: str) -> Snapshot | None:
-        """The hot read: cached in-process, current after every local write."""
-
-    @abc.abstractmethod
-    async def revoke_credential(self, session_id: str) -> bool: ...
-
-    @abc.abstractmethod
-    async def sessions_of(self, user_id: str) -> tuple[list[Credential], dict[str, str]]:
-        """The account's unrevoked credentials, oldest first, and its slot holders."""
-
-    @abc.abstractmethod
-    async def revoke_account(self, user_id: str) -> int:
-        """Revoke every credential of the account; returns how many were live."""
-
-    # API tokens (Paradex model) and the analytics token (Upstox model), SPEC §9
-    @abc.abstractmethod
-    async def create_api_token(
-        self, token: ApiToken, credential: Credential, token_hash: str
-    ) -> ApiToken:
-        """Atomically write the metadata and the credential with its allowlist."""
-
-    @abc.abstractmethod
-    async def api_tokens(
-        self, user_id: str, *, kind: str | None, with_invalid: bool, now: datetime
-    ) -> Sequence[ApiToken]:
-        """The account's tokens, oldest first; revoked and expired ones only ``with_invalid``.
-
-        A token invalidated without ``revoke_api_token`` (an IP change, an admin revocation)
-        gets ``revoked_at = now`` the first time it is listed.
-        """
-
-    @abc.abstractmethod
-    async def revoke_api_token(
-        self, user_id: str, lookup_id: str, *, now: datetime
-    ) -> ApiToken | None:
-        """Revoke at once (the next request sees it); None when the account has no such token."""
-
-    @abc.abstractmethod
-    async def replace_api_token_cidrs(
-        self, user_id: str, lookup_id: str, cidrs: tuple[IPNetwork, ...], *, now: datetime
-    ) -> ApiToken | None:
-        """Replace the whole allowlist of a live token, seen by the next request; None (and
-        nothing written) when the account has no such token or it is revoked or expired."""
-
-    @abc.abstractmethod
-    async def live_analytics_token(self, user_id: str) -> Credential | None:
-        """The account's unrevoked analytics credential (maybe expired), if any."""
-
-    @abc.abstractmethod
-    async def create_analytics_token(
-        self, credential: Credential, token_hash: str, *, retire: str | None
-    ) -> Commit:
-        """Store an analytics credential if the account's unrevoked one is still ``retire``
-        (a session id, revoked here; None: it has none); STALE and nothing written if not."""
-
-    @abc.abstractmethod
-    async def revoke_analytics_token(self, user_id: str) -> bool:
-        """Revoke the account's live analytics token; False when it has none."""
-
-    async def verify(self, snapshot: Snapshot) -> None:  # noqa: B027 - no-op for one process
-        """Raise StaleSnapshot when the snapshot was invalidated elsewhere (shared stores)."""
-
-    # admission
-    @abc.abstractmethod
-    async def admit(
-        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0, count: int = 1
-    ) -> float | None:
-        """Take ``count`` rate-limit slots at once (all or none) for the snapshot's account:
-        None, or Retry-After seconds (``rules.ratelimit.SlidingWindowLimiter``'s algorithm).
-
-        ``now`` is wall-clock epoch seconds, so that instances sharing a store share windows.
-
-        Raises StaleSnapshot when the snapshot no longer holds (shared stores only).
-        """
-
-    @abc.abstractmethod
-    async def peek_admit(
-        self, snapshot: Snapshot, *, now: float, limit: int, window: float = 1.0, count: int = 1
-    ) -> tuple[int, float | None]:
-        """The admissions in the account's window and what :meth:`admit` would answer now,
-        taking nothing (explain, SPEC §12)."""
-
-    # registry
-    @abc.abstractmethod
-    async def get_registration(self, user_id: str) -> Registration:
-        """The account's own registration, read from the store (not the cache)."""
-
-    @abc.abstractmethod
-    async def apply_ip_change(
-        self, user_id: str, new: Registration, *, expected_version: int
-    ) -> IpCommitted:
-        """Atomically: check the version, check no account outside the family holds the IPs,
-        write, and invalidate every credential of the account and its family members.
-
-        VERSION_MOVED when the version moved, TAKEN (and the address) when another account
-        or family holds one of the addresses; nothing is written then.
-        """
-
-    # families
-    @abc.abstractmethod
-    async def family_members(self, parent_id: str) -> Sequence[Account]: ...
-
-    @abc.abstractmethod
-    async def join_facts(self, parent_id: str, member_id: str) -> JoinFacts:
-        """What ``rules.family.check_join`` decides a join from."""
-
-    @abc.abstractmethod
-    async def add_family_member(
-        self, parent_id: str, member_id: str, *, expected: JoinFacts
-    ) -> Commit:
-        """Join if ``join_facts`` still answers ``expected`` (else STALE): the member trades
-        from the parent's IPs and its sessions end; the invitation, if any, is used up.  Its
-        own registration stays, reserving its addresses to it and keeping its last change."""
-
-    @abc.abstractmethod
-    async def remove_family_member(self, parent_id: str, member_id: str) -> bool:
-        """End the membership and the member's sessions; its former addresses are free again,
-        its last change time stays (its change period keeps running)."""
-
-    @abc.abstractmethod
-    async def invite(self, parent_id: str, member_id: str, *, at: datetime) -> None:
-        """Record (or renew) the parent's invitation; nothing about the member changes."""
-
-    @abc.abstractmethod
-    async def invitations(self, member_id: str) -> Sequence[Invitation]:
-        """The member's invitations, oldest first, expired ones included."""
-
-    @abc.abstractmethod
-    async def drop_invitation(self, parent_id: str, member_id: str) -> bool:
-        """Forget the invitation (declined); False when there was none."""
-
-    # orders placed through the gateway (for modify conversion and ownership)
-    @abc.abstractmethod
-    async def remember_order(self, order: KnownOrder) -> None: ...
-
-    @abc.abstractmethod
-    async def known_order(self, order_id: str) -> KnownOrder | None: ...
-
-    # idempotency (SPEC §10)
-    @abc.abstractmethod
-    async def begin_idempotent(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
-        """Durably claim (user_id, key): None when claimed now, else the existing record."""
-
-    @abc.abstractmethod
-    async def peek_idempotent(self, user_id: str, key: str) -> IdempotencyRecord | None:
-        """The record of (user_id, key), claiming nothing (explain, SPEC §12)."""
-
-    @abc.abstractmethod
-    async def finish_idempotent(self, record: IdempotencyRecord) -> None: ...
-
-    @abc.abstractmethod
-    async def release_idempotent(self, record: IdempotencyRecord) -> None:
-        """Drop a claim whose request was refused before it went upstream."""
-
-    # audit (SPEC §12)
-    @abc.abstractmethod
-    def audit(self, entry: AuditEntry) -> None:
-        """Buffer a decision for the store's flusher (close() flushes what is left).
-
-        Never waits and never fails: a decision stands whether or not its record is written
-        yet, and a write that fails keeps the record for the next flush."""
-
-    @abc.abstractmethod
-    async def audit_query(self, *, user_id: str | None, limit: int) -> Sequence[Mapping[str, Any]]:
-        """The newest decisions first."""

@@ -248,7 +248,7 @@ async def app_client(aiohttp_client: ClientFactory, tmp_path: Path) -> TestClien
     client: TestClient[Any, Any] = await aiohttp_client(app)
     services = app[SERVICES]
     pipeline = app[PIPELINE]
-    services.store = pipeline.credentials = Exploding(services.store)  # type: ignore[assignment]
+    services.store = pipeline.credentials = Exploding(services.store)
     return client
 
 

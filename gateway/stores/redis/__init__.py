@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import Store
 from .accounts import RedisAccounts
 from .admission import RedisAdmission
 from .audit import RedisAudit
@@ -62,7 +61,6 @@ class RedisStore(
     RedisOrders,
     RedisIdempotency,
     RedisAudit,
-    Store,
 ):
     """Every role over one client."""
 

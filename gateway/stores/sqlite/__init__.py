@@ -8,7 +8,6 @@ changed it returns.
 
 from __future__ import annotations
 
-from ..base import Store
 from .accounts import SQLiteAccounts
 from .admission import SQLiteAdmission
 from .audit import SQLiteAudit
@@ -32,7 +31,6 @@ class SQLiteStore(
     SQLiteOrders,
     SQLiteIdempotency,
     SQLiteAudit,
-    Store,
 ):
     """Every role over one connection."""
 
