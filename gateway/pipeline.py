@@ -38,7 +38,7 @@ from .accesslog import ACCESS
 from .answers import order_answer, outcome
 from .audit import REPLAYED_HEADERS, Trace
 from .dialects.base import Decoded, Dialect, Token
-from .edge import client_ip, identify, read_body
+from .edge import client_ip, identify, identify_hash, read_body
 from .errors import SENT, STORE_UNAVAILABLE
 from .idempotency import Claim
 from .pricing import Pricing
@@ -125,7 +125,9 @@ class Pipeline(Pricing, Reads):
         trace.headers = {h: request.headers[h] for h in REPLAYED_HEADERS if h in request.headers}
         hashed = token_hash(token.value)
         for _ in range(_MAX_STALE_RETRIES):
-            snapshot = await identify(self.credentials, token, dialect, verify=False)
+            snapshot = await identify_hash(
+                self.credentials, hashed, dialect, session_id=token.session_id, verify=False
+            )
             trace.user_id = snapshot.account.user_id
             trace.session_id = snapshot.credential.session_id
             trace.credential_sha256 = hashed

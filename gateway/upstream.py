@@ -41,6 +41,7 @@ from .deadlines import Deadlines
 
 KEEPALIVE_S = 15.0
 MAX_CONNECTIONS_PER_HOST = 256
+MAX_CONNECTING = 32  # connection attempts in flight per pool
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 
@@ -232,34 +233,49 @@ class _Pool:
         self._local = None if egress is None else (egress, 0)
         self._idle: collections.deque[_Connection] = collections.deque()
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS_PER_HOST)
+        self._connecting = asyncio.Semaphore(MAX_CONNECTING)
 
     async def acquire(self, connect_timeout: float) -> _Connection:
         await self._slots.acquire()
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        try:
+            conn = self._reuse()
+            if conn is not None:
+                return conn
+            # A burst opens at most MAX_CONNECTING at once: hundreds of simultaneous SYNs
+            # overflow an upstream's accept queue, and the kernel's retry after 1 s equals the
+            # connect timeout.  The wait for a turn is not counted against that timeout.
+            async with self._connecting:
+                conn = self._reuse()  # released while this request waited for its turn
+                if conn is not None:
+                    return conn
+                loop = asyncio.get_running_loop()
+                transport, fresh = await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda: _Connection(loop),
+                        self.origin.host,
+                        self.origin.port,
+                        ssl=self._ssl,
+                        server_hostname=self.origin.host if self._ssl else None,
+                        local_addr=self._local,
+                    ),
+                    connect_timeout,
+                )
+        except BaseException:
+            self._slots.release()
+            raise
+        # uvloop may return before connection_made has run: take the transport from here
+        fresh.transport = transport
+        return fresh
+
+    def _reuse(self) -> _Connection | None:
+        """A kept-alive connection still fresh enough to write an order into, if any."""
+        now = asyncio.get_running_loop().time()
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed and now - conn.idle_since < KEEPALIVE_S:
                 return conn
             conn.close()
-        try:
-            transport, conn = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _Connection(loop),
-                    self.origin.host,
-                    self.origin.port,
-                    ssl=self._ssl,
-                    server_hostname=self.origin.host if self._ssl else None,
-                    local_addr=self._local,
-                ),
-                connect_timeout,
-            )
-        except BaseException:
-            self._slots.release()
-            raise
-        # uvloop may return before connection_made has run: take the transport from here
-        conn.transport = transport
-        return conn
+        return None
 
     def release(self, conn: _Connection) -> None:
         self._slots.release()

@@ -82,11 +82,6 @@ async def two_workers(paper: TestServer) -> AsyncIterator[Served]:
         GATEWAY_SERVER_PORT=str(port),
         GATEWAY_STORE_URL=redis_url(prefix),
         GATEWAY_UPSTREAM_UPSTOX=upstream,
-        # The paper broker runs in this test process with aiohttp's accept backlog of 128: a
-        # burst of hundreds of new upstream connections overflows it, and the kernel's SYN
-        # retry comes after 1 s, the default connect timeout. A broker's listener is not the
-        # subject here; the gateway's behaviour under the burst is.
-        GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S="5",
     )
     served = Served(await start(env, "serve", "--workers", "2"), f"http://127.0.0.1:{port}")
     try:
