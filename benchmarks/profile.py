@@ -75,15 +75,19 @@ def self_samples(raw: str) -> tuple[Counter[str], Counter[str], int]:
 
 
 def commandstats(store_url: str | None) -> Counter[str]:
-    """Calls per Redis command so far (``INFO commandstats``); empty without a Redis store."""
+    """Calls per Redis command so far (``INFO commandstats``), and the server's socket reads
+    as ``(reads)``; empty without a Redis store."""
     if store_url is None:
         return Counter()
     client = redis.Redis.from_url(store_url.split("?", 1)[0])
     try:
         stats = client.info("commandstats")
+        reads = client.info("stats")["total_reads_processed"]
     finally:
         client.close()
-    return Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()})
+    calls = Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()})
+    calls["(reads)"] = int(reads)
+    return calls
 
 
 def _load(
@@ -167,7 +171,7 @@ def report(results: dict[str, dict[str, object]], top: int) -> str:
         assert isinstance(calls, dict)
         if calls:
             lines.append(
-                "  Redis commands per order: "
+                "  Redis commands (and the server's socket reads) per order: "
                 + ", ".join(f"{k} {v:.2f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]))
             )
         for kind in ("packages", "functions"):

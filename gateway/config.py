@@ -44,6 +44,11 @@ from .config_values import (
 )
 
 
+# Above Linux's first SYN retransmission (1 s): one SYN dropped by an upstream whose accept
+# queue overflowed in a burst costs a second, not the order.
+CONNECT_TIMEOUT_S = 3.0
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -79,7 +84,7 @@ class UpstreamConfig:
     kotak: str | None = None
     paradex: str | None = None
     timeout_s: float = 5.0
-    connect_timeout_s: float = 1.0
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
     shared_secret: str = field(default="", repr=False)
     # SPEC §14: Upstox's HFT host for place/modify/cancel, Kotak's login host.  Unset: the
     # dialect's own URL.
@@ -257,7 +262,7 @@ def _build(raw: dict[str, dict[str, Any]]) -> Config:
         kotak=_url(u, "upstream.kotak"),
         paradex=_url(u, "upstream.paradex"),
         timeout_s=_float(u, "upstream.timeout_s", 5.0),
-        connect_timeout_s=_float(u, "upstream.connect_timeout_s", 1.0),
+        connect_timeout_s=_float(u, "upstream.connect_timeout_s", CONNECT_TIMEOUT_S),
         shared_secret=_str(u, "upstream.shared_secret", "", secret=True),
         upstox_orders=_url(u, "upstream.upstox_orders"),
         kotak_login=_url(u, "upstream.kotak_login"),

@@ -31,8 +31,8 @@ class RedisAudit(RedisCore):
         if not batch:
             return
         try:
-            with self._redis() as client:
-                async with client.pipeline(transaction=True) as pipe:
+            with self._redis():
+                async with self._client.pipeline(transaction=True) as pipe:
                     everyone = self._key("audit")
                     pipe.lpush(everyone, *(record for _, record in batch))
                     pipe.ltrim(everyone, 0, AUDIT_KEEP - 1)

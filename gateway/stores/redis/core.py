@@ -24,6 +24,7 @@ from rules.sessions import Credential
 from ..base import Account, Snapshot, StaleSnapshot, StoreUnavailable
 from ..flusher import Flusher
 from . import codec
+from .batch import Batcher
 from .scripts import Script, with_prelude
 
 log = logging.getLogger("order_gateway.store")
@@ -46,11 +47,6 @@ return found
 )
 
 
-async def _execute(client: aioredis.Redis, *args: Any) -> Any:
-    """The one untyped call: redis-py types its command methods ``Awaitable[X] | X``."""
-    return await client.execute_command(*args)  # type: ignore[no-untyped-call]
-
-
 class RedisCore:
     def __init__(
         self,
@@ -61,6 +57,7 @@ class RedisCore:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
+        self._batcher = Batcher(client)
         self._prefix = prefix
         self._wall = wall  # only for key TTLs, never for a decision
         self._closed = False
@@ -74,25 +71,27 @@ class RedisCore:
         self._flusher = Flusher(self._flush)
 
     @contextlib.contextmanager
-    def _redis(self) -> Iterator[aioredis.Redis]:
+    def _redis(self) -> Iterator[None]:
+        """The one boundary for Redis errors: each becomes ``StoreUnavailable``."""
         if self._closed:
             raise StoreUnavailable("redis store is closed")
         try:
-            yield self._client
+            yield
         except (TimeoutError, RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
 
     async def _cmd(self, *args: Any) -> Any:
-        with self._redis() as client:
-            return await _execute(client, *args)
+        with self._redis():
+            return await self._batcher.call(*args)
 
     async def _eval(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        with self._redis() as client:
+        call = self._batcher.call
+        with self._redis():
             try:
-                return await _execute(client, "EVALSHA", script.sha, len(keys), *keys, *args)
+                return await call("EVALSHA", script.sha, len(keys), *keys, *args)
             except NoScriptError:  # a restarted or flushed server: load it once, then EVALSHA
-                await _execute(client, "SCRIPT", "LOAD", script.source)
-                return await _execute(client, "EVALSHA", script.sha, len(keys), *keys, *args)
+                await call("SCRIPT", "LOAD", script.source)
+                return await call("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def _run(self, script: Script, *args: Any) -> list[Any]:
         """A prelude script (prefix first); learns the epochs it bumped."""
