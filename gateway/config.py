@@ -43,7 +43,6 @@ from .config_values import (
     _zone,
 )
 
-
 # Above Linux's first SYN retransmission (1 s): one SYN dropped by an upstream whose accept
 # queue overflowed in a burst costs a second, not the order.
 CONNECT_TIMEOUT_S = 3.0
