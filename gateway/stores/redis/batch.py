@@ -22,6 +22,7 @@ that takes rate slots cannot run twice for one call.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import hiredis
@@ -73,7 +74,9 @@ class Batcher:
 
     async def _exchange(self, conn: AbstractConnection, batch: list[_Queued]) -> None:
         """Write the batch in one send, then read a reply per command, in order.  A reply
-        that is an error fails its own command; a broken connection the rest of the batch."""
+        that is an error fails its own command; a broken connection the rest of the batch.
+        The connection's ``socket_timeout`` bounds the writing, and the reading of all the
+        replies together (one timer per batch, not one per reply)."""
         packed = b"".join([hiredis.pack_command(args) for args, _ in batch])
         try:
             await conn.send_packed_command(packed, check_health=False)
@@ -82,14 +85,18 @@ class Batcher:
             # so nothing is read back from the old one); a failure after sending is not retried.
             await conn.send_packed_command(packed, check_health=False)
         callbacks = self._client.response_callbacks
-        for args, future in batch:
-            try:
-                reply = await conn.read_response()
-            except ResponseError as exc:
-                if not future.done():
-                    future.set_exception(exc)
-                continue
-            if future.done():  # its caller was cancelled; the command ran all the same
-                continue
-            callback = callbacks.get(args[0])
-            future.set_result(reply if callback is None else callback(reply))
+        try:
+            async with asyncio.timeout(conn.socket_timeout):
+                for args, future in batch:
+                    try:
+                        reply = await conn.read_response(timeout=math.inf)
+                    except ResponseError as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                        continue
+                    if future.done():  # its caller was cancelled; the command ran all the same
+                        continue
+                    callback = callbacks.get(args[0])
+                    future.set_result(reply if callback is None else callback(reply))
+        except TimeoutError:
+            raise RedisTimeoutError("Timeout reading from the Redis server") from None
