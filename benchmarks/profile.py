@@ -118,7 +118,8 @@ def profile(name: str, args: argparse.Namespace, workroot: Path) -> dict[str, ob
     placement = candidates.Placement.detect()
     if args.redis_core == "load":
         placement = dataclasses.replace(placement, store=placement.load)
-    with candidates.running(name, workdir, placement, accounts=args.accounts) as ep:
+    src = args.baseline_src if name == gateways.BASELINE else None
+    with candidates.running(name, workdir, placement, "auto", src, args.accounts) as ep:
         _load(ep, args.warmup, args.connections, workdir, placement.load)
         out = workdir / "pyspy.txt"
         spy = [args.py_spy, "record", "--nonblocking", "--subprocesses", "-f", "raw"]
@@ -211,11 +212,19 @@ def main(argv: list[str] | None = None) -> int:
         "--gil", action="store_true", help="only samples of a thread holding the GIL (py-spy --gil)"
     )
     p.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
+    p.add_argument(
+        "--baseline-ref",
+        help=f"a commit profiled as candidate {gateways.BASELINE} (a before/after in one run)",
+    )
     args = p.parse_args(argv)
     names = [n.strip() for n in args.candidates.split(",") if n.strip()]
     if not shutil.which(args.py_spy):
         raise SystemExit("py-spy is not installed: pip install py-spy")
     with tempfile.TemporaryDirectory(prefix="gw-profile-") as tmp:
+        args.baseline_src = None
+        if args.baseline_ref:
+            args.baseline_src = Path(tmp) / "baseline"
+            candidates.snapshot(args.baseline_ref, args.baseline_src)
         results = {name: profile(name, args, Path(tmp)) for name in names}
     sys.stdout.write(report(results, args.top))
     return 0
