@@ -118,7 +118,7 @@ def profile(name: str, args: argparse.Namespace, workroot: Path) -> dict[str, ob
     placement = candidates.Placement.detect()
     if args.redis_core == "load":
         placement = dataclasses.replace(placement, store=placement.load)
-    src = args.baseline_src if name == gateways.BASELINE else None
+    src = args.baseline_src if name == gateways.BASELINE else args.gateway_src
     with candidates.running(name, workdir, placement, "auto", src, args.accounts) as ep:
         _load(ep, args.warmup, args.connections, workdir, placement.load)
         out = workdir / "pyspy.txt"
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "--gil", action="store_true", help="only samples of a thread holding the GIL (py-spy --gil)"
     )
     p.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
+    p.add_argument("--gateway-ref", help="profile this commit, not the work tree")
     p.add_argument(
         "--baseline-ref",
         help=f"a commit profiled as candidate {gateways.BASELINE} (a before/after in one run)",
@@ -221,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which(args.py_spy):
         raise SystemExit("py-spy is not installed: pip install py-spy")
     with tempfile.TemporaryDirectory(prefix="gw-profile-") as tmp:
-        args.baseline_src = None
+        args.baseline_src = args.gateway_src = None
+        if args.gateway_ref:
+            args.gateway_src = Path(tmp) / "src"
+            candidates.snapshot(args.gateway_ref, args.gateway_src)
         if args.baseline_ref:
             args.baseline_src = Path(tmp) / "baseline"
             candidates.snapshot(args.baseline_ref, args.baseline_src)
