@@ -21,7 +21,7 @@ from rules.decisions import Refused
 from rules.upstream_auth import parse_header_line
 
 from . import accesslog, http_guard
-from .cli_args import parser as _parser
+from .cli_args import parser
 from .config import Config, ConfigError, load_config
 from .serving import ListenError, serve, serve_worker, serve_workers, workers_refusal
 
@@ -142,7 +142,7 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     args.config = getattr(args, "config", None)
     args.url = getattr(args, "url", None)
     args.admin_token = getattr(args, "admin_token", None)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway import cli
+from gateway import cli, cli_args
 
 from ..conftest import GatewayFactory
 from ..process import ROOT, clean_env, free_port, start, wait_until_up
@@ -134,7 +134,7 @@ def _leaves(parser: argparse.ArgumentParser, name: str) -> Iterator[tuple[str, A
 
 
 def test_help_is_plain_language_for_every_command_and_argument() -> None:
-    parser = cli._parser()
+    parser = cli_args.parser()
     text = parser.format_help()
     assert "``" not in text and ":class:" not in text
     for name, command in _leaves(parser, "order-gateway"):
