@@ -210,21 +210,41 @@ def _cancel(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
 
 
 def _gtt(route: Route, body: bytes, query: Mapping[str, str]) -> Decoded:
+    """A GTT order (``GttPlaceOrderRequest``, ``GttModifyOrderRequest``,
+    ``GttCancelOrderRequest``): screened and forwarded as parsed.  A placement names its
+    instrument and side, so the GTT id the upstream answers is recorded as the account's; a
+    modify or cancel names that id (``gtt_order_id``), checked like any order's (SPEC §6)."""
     decoded = decode_json_object(route, body, query)
-    rules = decoded.body.get("rules") if isinstance(decoded.body, dict) else None
-    if rules is None:
-        return decoded
-    if not isinstance(rules, list) or not all(isinstance(rule, dict) for rule in rules):
-        raise Refused(Reason.BAD_REQUEST, "gtt: rules must be a list of JSON objects")
-    for i, rule in enumerate(rules):
-        check, kind, _ = _MARKET_PROTECTION
-        if "market_protection" in rule and not check(rule["market_protection"]):
-            raise Refused(
-                Reason.BAD_REQUEST,
-                f"gtt rule {i}: market_protection must be {kind},"
-                f" got {rule['market_protection']!r}",
-            )
-    return decoded
+    fields = decoded.body
+    if fields is None:
+        if route.action is Action.PLACE:
+            return decoded
+        fields = {}
+    rules = fields.get("rules")
+    if rules is not None:
+        if not isinstance(rules, list) or not all(isinstance(rule, dict) for rule in rules):
+            raise Refused(Reason.BAD_REQUEST, "gtt: rules must be a list of JSON objects")
+        for i, rule in enumerate(rules):
+            check, kind, _ = _MARKET_PROTECTION
+            if "market_protection" in rule and not check(rule["market_protection"]):
+                raise Refused(
+                    Reason.BAD_REQUEST,
+                    f"gtt rule {i}: market_protection must be {kind},"
+                    f" got {rule['market_protection']!r}",
+                )
+    if route.action is Action.PLACE:
+        key, side = fields.get("instrument_token"), fields.get("transaction_type")
+        intent = OrderIntent(
+            Action.PLACE,
+            instrument_key=key if isinstance(key, str) and key else None,
+            side=Side(side) if side in ("BUY", "SELL") else None,
+        )
+        return Decoded(docs=[OrderDoc(intent, fields)])
+    gtt_id = fields.get("gtt_order_id")
+    if not isinstance(gtt_id, str) or not gtt_id:
+        raise Refused(Reason.BAD_REQUEST, "gtt_order_id is required (a string)")
+    intent = OrderIntent(route.action, order_id=gtt_id)
+    return Decoded(docs=[OrderDoc(intent, fields)], order_id=gtt_id)
 
 
 class UpstoxDialect(Dialect):
@@ -273,6 +293,8 @@ class UpstoxDialect(Dialect):
                 return [str(i) for i in data["order_ids"]]
             if data.get("order_id") is not None:
                 return [str(data["order_id"])]
+            if isinstance(data.get("gtt_order_ids"), list):  # a GTT placement
+                return [str(i) for i in data["gtt_order_ids"]]
         if isinstance(data, list):
             return [str(d["order_id"]) for d in data if isinstance(d, dict) and "order_id" in d]
         return []

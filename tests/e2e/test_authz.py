@@ -92,6 +92,14 @@ UPSTOX_MODIFY = {"order_id": "{order_u}", "order_type": "LIMIT", "price": 1400, 
 UPSTOX_MODIFY |= {"validity": "DAY"}
 PARADEX_MODIFY = paradex_order(type="LIMIT", price="100", id="{order_p}")
 BAD = {"authz": "probe"}  # a body no route accepts: 400 once admitted
+GTT = {
+    "type": "SINGLE",
+    "quantity": 1,
+    "product": "D",
+    "instrument_token": "NSE_EQ|INE002A01018",
+    "transaction_type": "BUY",
+    "rules": [{"strategy": "ENTRY", "trigger_type": "ABOVE", "trigger_price": 1450}],
+}
 
 
 def order_probe(method: str, path: str, body: Any, dialect: str, live: Answer) -> Probe:
@@ -158,17 +166,21 @@ ORDER_ROUTES: dict[tuple[str, str], list[Probe]] = {
         ("POST", path): [order_probe("POST", path, BAD, "upstox", 400)]
         for path in ("/v2/order/place", "/v3/order/place", "/v2/order/multi/place")
     },
-    # an exit and the GTT routes carry objects the gateway only screens (SPEC §2): forwarded;
-    # no GTT id is checked, as the gateway does not record GTT ids (the upstream decides)
+    # an exit and a GTT placement carry objects the gateway only screens (SPEC §2): forwarded
     **{
         (method, path): [order_probe(method, path, BAD, "upstox", UP)]
         for method, path in (
             ("POST", "/v2/order/positions/exit"),
             ("POST", "/v3/order/gtt/place"),
-            ("PUT", "/v3/order/gtt/modify"),
-            ("DELETE", "/v3/order/gtt/cancel"),
         )
     },
+    # a GTT modify or cancel names A's GTT id, recorded when A placed it
+    ("PUT", "/v3/order/gtt/modify"): [
+        foreign("PUT", "/v3/order/gtt/modify", {**GTT, "gtt_order_id": "{gtt_u}"}, "upstox")
+    ],
+    ("DELETE", "/v3/order/gtt/cancel"): [
+        foreign("DELETE", "/v3/order/gtt/cancel", {"gtt_order_id": "{gtt_u}"}, "upstox")
+    ],
     **{
         ("PUT", path): [foreign("PUT", path, UPSTOX_MODIFY, "upstox")]
         for path in ("/v2/order/modify", "/v3/order/modify")
@@ -471,7 +483,9 @@ async def _populate(gw: Harness) -> World:
     placed_p = await gw.request(
         "POST", "/v1/orders", json=paradex_order(type="LIMIT", price="100"), headers=a.bearer
     )
+    placed_gtt = await gw.request("POST", "/v3/order/gtt/place", json=GTT, headers=a.bearer)
     assert (placed_u.status, placed_k.status, placed_p.status) == (200, 200, 201)
+    assert placed_gtt.status == 200, placed_gtt.body
     member2 = await gw.account()
     joined = await gw.admin(
         "POST", f"/accounts/{a.user_id}/family/members", {"user_id": member2.user_id}
@@ -491,6 +505,7 @@ async def _populate(gw: Harness) -> World:
     assert out.status == 200, out.body
     values = {
         "order_u": str(placed_u.data["data"]["order_id"]),
+        "gtt_u": str(placed_gtt.data["data"]["gtt_order_ids"][0]),
         "order_k": str(placed_k.data["nOrdNo"]),
         "order_p": str(placed_p.data["id"]),
         "lookup": tokens["token_in"][1],

@@ -12,7 +12,7 @@ from gateway.dialects import REGISTRY, create_dialects
 from gateway.dialects.upstox import UpstoxDialect
 from rules.decisions import Reason, Refused
 from rules.routes import Match, Route, load_routes, parse_routes
-from rules.types import Action
+from rules.types import Action, Side
 
 from ..harness import RELIANCE, market_order
 
@@ -116,8 +116,9 @@ def _with_protection(path: str, value: object) -> tuple[str, str, bytes]:
     if path.endswith("/order/modify"):
         return "PUT", path, body({**MODIFY, "market_protection": value})
     rules = [{**GTT["rules"][0], "market_protection": value}]  # type: ignore[index]
-    method = "POST" if path.endswith("place") else "PUT"
-    return method, path, body({**GTT, "rules": rules})
+    if path.endswith("place"):
+        return "POST", path, body({**GTT, "rules": rules})
+    return "PUT", path, body({**GTT, "rules": rules, "gtt_order_id": "GTT-1"})
 
 
 WHERE = [
@@ -161,7 +162,47 @@ def test_gtt_rules_must_be_objects() -> None:
     without = DIALECT.decode(
         route("DELETE", "/v3/order/gtt/cancel"), body({"gtt_order_id": "g"}), {}
     )
-    assert without.body == {"gtt_order_id": "g"}
+    assert without.docs[0].fields == {"gtt_order_id": "g"}
+
+
+def test_a_gtt_placement_names_its_instrument_and_side_for_the_order_book() -> None:
+    decoded = DIALECT.decode(route("POST", "/v3/order/gtt/place"), body(GTT), {})
+
+    intent = decoded.docs[0].intent
+    assert (intent.action, intent.instrument_key, intent.side) == (
+        Action.PLACE,
+        RELIANCE,
+        Side.BUY,
+    )
+    assert json.loads(DIALECT.encode(decoded)[0]) == GTT  # forwarded as sent
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "action"),
+    [
+        ("PUT", "/v3/order/gtt/modify", Action.MODIFY),
+        ("DELETE", "/v3/order/gtt/cancel", Action.CANCEL),
+    ],
+)
+def test_a_gtt_modify_or_cancel_names_the_gtt_id_checked_for_ownership(
+    method: str, path: str, action: Action
+) -> None:
+    sent = (
+        {**GTT, "gtt_order_id": "GTT-C1"} if action is Action.MODIFY else {"gtt_order_id": "GTT-C1"}
+    )
+    decoded = DIALECT.decode(route(method, path), body(sent), {})
+
+    assert (decoded.docs[0].intent.action, decoded.docs[0].intent.order_id) == (action, "GTT-C1")
+    assert json.loads(DIALECT.encode(decoded)[0]) == sent
+    for missing in ({}, {"gtt_order_id": ""}, {"gtt_order_id": 7}):
+        with pytest.raises(Refused, match="gtt_order_id is required"):
+            DIALECT.decode(route(method, path), body(missing), {})
+
+
+def test_the_gtt_ids_of_a_placement_are_read_from_its_answer() -> None:
+    answer = {"status": "success", "data": {"gtt_order_ids": ["GTT-C9"]}}
+
+    assert DIALECT.order_ids(route("POST", "/v3/order/gtt/place"), body(answer)) == ["GTT-C9"]
 
 
 # the rebuilt target (SPEC §10) --------------------------------------------------------------
