@@ -150,8 +150,8 @@ async def readyz(request: web.Request) -> web.StreamResponse:
         await services.store.ping()
     except StoreUnavailable as exc:
         problems.append(f"store: {exc}")
-    for dialect in services.dialects:
-        base = urlsplit(services.upstream.base(dialect))
+    for name, base_url in services.upstream.bases().items():  # named hosts too (SPEC §14)
+        base = urlsplit(base_url)
         host, port = base.hostname or "", base.port or (443 if base.scheme == "https" else 80)
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1.0)
@@ -159,7 +159,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
         except (OSError, TimeoutError) as exc:
-            problems.append(f"upstream {dialect}: {exc or 'timeout'}")
+            problems.append(f"upstream {name}: {exc or 'timeout'}")
     problems += request.app[REFRESHER].problems()  # SPEC §14: a failed or stale master
     if problems:
         return json_response({"status": "unavailable", "problems": problems}, 503)

@@ -105,6 +105,12 @@ class UpstreamConfig:
         return {"upstox": self.upstox, "kotak": self.kotak, "paradex": self.paradex}
 
     @property
+    def every_url(self) -> dict[str, str]:
+        """Every configured base URL by its config key, the named hosts' included."""
+        keyed = {**self.urls, "upstox_orders": self.upstox_orders, "kotak_login": self.kotak_login}
+        return {key: url for key, url in keyed.items() if url}
+
+    @property
     def embedded(self) -> bool:
         """No upstream configured: the bundled paper broker runs in-process."""
         return all(url is None for url in self.urls.values())

@@ -138,15 +138,7 @@ async def check_upstreams(config: Config, wall: Wall) -> list[Check]:
                 "no [upstream]: orders go to the embedded paper broker (for trying it out)",
             )
         ]
-    bases = {
-        name: url
-        for name, url in (
-            ("upstox", upstream.upstox),
-            ("kotak", upstream.kotak),
-            ("paradex", upstream.paradex),
-        )
-        if url is not None
-    }
+    bases = upstream.every_url  # by config key, the named hosts too (SPEC §14)
     found = await asyncio.gather(*(_probe(name, url, config, wall) for name, url in bases.items()))
     return [check for checks in found for check in checks]
 
@@ -265,7 +257,7 @@ async def check_egress(config: Config, wall: Wall) -> list[Check]:
     if not found:
         return [Check("egress", True, "no account has an egress address: the default route")]
     upstream = config.upstream
-    bases = {} if upstream.embedded else {k: v for k, v in upstream.urls.items() if v}
+    bases = {} if upstream.embedded else upstream.every_url
     checks: list[Check] = []
     for address in found:
         if not on_this_host(address):

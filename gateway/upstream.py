@@ -136,6 +136,10 @@ class Upstream:
     def base(self, dialect: str) -> str:
         return self._bases[dialect]
 
+    def bases(self) -> dict[str, str]:
+        """Every configured base URL: the dialects' and their named hosts' (``upstox.orders``)."""
+        return {name: base for name, base in self._bases.items() if base}
+
     def _pool(self, name: str, egress: str | None, base_url: str | None) -> Pool | None:
         if base_url is not None:  # the broker's own base URL for this account (kotak baseUrl)
             origin = self._origins.get(base_url)

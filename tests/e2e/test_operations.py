@@ -133,3 +133,12 @@ async def test_the_cli_admin_commands_drive_a_running_gateway(gw: Harness) -> No
     assert shown["data"]["secondary_ip"] == "127.0.0.3"
     tail = await cli(gw, "audit", "tail", "--user-id", "CLI001", "--limit", "5")
     assert tail["data"][0]["decision"] == "admin_ip_override"
+
+
+async def test_not_ready_when_a_named_host_is_unreachable(make_gateway: GatewayFactory) -> None:
+    # SPEC §14: orders go to upstream.upstox_orders; its dialect's base answering is not enough
+    gw = await make_gateway(upstream_upstox_orders="http://127.0.0.1:9")
+    ready = await gw.request("GET", "/readyz")
+    assert ready.status == 503
+    upstreams = [p.split(":")[0] for p in ready.data["problems"] if p.startswith("upstream ")]
+    assert upstreams == ["upstream upstox.orders"]

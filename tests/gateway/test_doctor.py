@@ -97,6 +97,23 @@ async def test_an_upstream_that_is_down_is_named_and_the_exit_is_non_zero(
     assert out.rstrip().endswith("1 check(s) failed")
 
 
+async def test_a_named_host_that_is_down_is_named_by_its_config_key(
+    paper: TestServer, tmp_path: Path
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    path = write_config(tmp_path, base(paper))
+    path.write_text(
+        path.read_text().replace("[upstream]\n", f'[upstream]\nkotak_login = "{down}"\n')
+    )
+
+    code, out = await run_doctor(path)
+
+    assert code == 1
+    assert f"✘ upstream kotak_login: {down}: TCP connect failed" in out
+    assert "→ check upstream.kotak_login" in out
+    assert "✔ upstream kotak:" in out and "✔ upstream upstox:" in out
+
+
 async def test_a_config_that_does_not_load_fails(tmp_path: Path) -> None:
     path = tmp_path / "gateway.toml"
     path.write_text("[server]\nport = 'x'\n")
