@@ -26,12 +26,11 @@ The view token of a kotak first step is remembered in this process for five minu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import orjson
 from aiohttp import web
-from cachetools import TTLCache
 
 from rules.decisions import Reason, Refused
 from rules.relay import Candidate, relay_account
@@ -41,7 +40,7 @@ from rules.types import IPAddress
 from ..codec import encode_json
 from ..edge import read_body, request_client_ip
 from ..services import SERVICES, Services, token_hash
-from ..stores.base import Account, AuditEntry, BrokerSession
+from ..stores.base import Account, AuditEntry, BrokerSession, LoginStep, StoreUnavailable
 from ..upstream import UpstreamResponse, response_headers
 from . import session
 
@@ -54,19 +53,9 @@ _UPSTOX_HEADERS = ("Content-Type", "Accept", "Api-Version")
 PENDING_S = 300
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    user_id: str
-    egress: str | None
-
-
 class Relay:
     def __init__(self, services: Services) -> None:
         self.services = services
-        # hash of a kotak view token -> the account and address of its first step
-        self.pending: TTLCache[str, _Pending] = TTLCache(
-            maxsize=10_000, ttl=PENDING_S, timer=services.clock.monotonic
-        )
 
 
 RELAY = web.AppKey("relay", Relay)
@@ -197,7 +186,17 @@ async def kotak_login(request: web.Request) -> web.StreamResponse:
     )
     data = (_answer(upstream) or {}).get("data")
     if isinstance(data, dict) and isinstance(data.get("token"), str):
-        relay.pending[token_hash(data["token"])] = _Pending(account.user_id, egress)
+        # in the store, not this process: the second step may reach another worker
+        expires_at = services.clock.now() + timedelta(seconds=PENDING_S)
+        step = LoginStep(account.user_id, egress, expires_at)
+        try:
+            await services.store.hold_login_step(token_hash(data["token"]), step)
+        except StoreUnavailable as exc:  # the broker was asked: never "nothing was sent"
+            raise Refused(
+                Reason.STORE_UNAVAILABLE,
+                "the broker answered the first login step, but the gateway's store could not"
+                " keep it for the second; log in again",
+            ) from exc
     _audit(
         services,
         user_id=account.user_id,
@@ -215,7 +214,8 @@ async def kotak_validate(request: web.Request) -> web.StreamResponse:
     services = relay.services
     client_ip = request_client_ip(request, services)
     body = await read_body(request, services.config.server.max_body_bytes)
-    pending = relay.pending.get(token_hash(request.headers.get("Auth", "")))
+    view = token_hash(request.headers.get("Auth", ""))
+    pending = await services.store.login_step(view, now=services.clock.now())
     if pending is None:
         raise Refused(
             Reason.INVALID_TOKEN,
@@ -254,7 +254,7 @@ async def kotak_validate(request: web.Request) -> web.StreamResponse:
     await _keep(
         services, account, "kotak", headers, base if isinstance(base, str) else None, pending.egress
     )
-    relay.pending.pop(token_hash(request.headers.get("Auth", "")), None)
+    await services.store.drop_login_step(view)
     token, session_id = await _gateway_session(services, account, client_ip)
     _audit(
         services,

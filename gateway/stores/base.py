@@ -175,6 +175,16 @@ class ApiToken:
 
 
 @dataclass(frozen=True, slots=True)
+class LoginStep:
+    """A relayed broker login between its two steps (SPEC §14): whose it is and the address
+    the first step left from, until ``expires_at``; the second step may reach any worker."""
+
+    user_id: str
+    egress: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Invitation:
     """A parent's pending invitation to join its family, as its invitee lists it (SPEC §9)."""
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         Commit,
         IdempotencyRecord,
         Invitation,
+        LoginStep,
         Snapshot,
     )
 
@@ -87,6 +88,14 @@ class Accounts(Protocol):
     ) -> bool:
         """False: no such account."""
 
+    async def hold_login_step(self, key: str, step: LoginStep) -> None:
+        """Keep a relayed login's first step under ``key`` (its view token's hash) for every
+        worker and instance; a later hold under the same key replaces it."""
+
+    async def login_step(self, key: str, *, now: datetime) -> LoginStep | None:
+        """The first step held under ``key``, or None when there is none or it expired."""
+
+    async def drop_login_step(self, key: str) -> None: ...
     async def create_app(self, app: App) -> App: ...
     async def get_app(self, api_key: str) -> App | None: ...
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.paper.app import create_paper_app
@@ -302,3 +303,49 @@ async def test_logins_go_to_kotak_login_and_orders_to_the_base_url_it_returned(
         ("/login/1.0/tradeApiValidate", EGRESS),
         ("/quick/order/rule/ms/place", EGRESS),
     ]
+
+
+@pytest.mark.redis
+async def test_the_second_step_may_reach_another_instance(
+    make_gateway: GatewayFactory, paper: TestServer, redis_store_url: str
+) -> None:
+    # two instances (or workers) on one store: the first step's hold is shared
+    a = await setup(make_gateway, paper, store_url=redis_store_url)
+    b = await make_gateway(upstream_login_relay="true", store_url=redis_store_url)
+    view = await a.request(
+        "POST", "/login/1.0/tradeApiLogin", ip=CLIENT, json=LOGIN_BODY, headers=CONSUMER
+    )
+    assert view.status == 200, view.body
+    headers = {**CONSUMER, "sid": view.data["data"]["sid"], "Auth": view.data["data"]["token"]}
+
+    trade = await b.request(
+        "POST", "/login/1.0/tradeApiValidate", ip=CLIENT, json={"mpin": "654321"}, headers=headers
+    )
+
+    assert trade.status == 200, trade.body
+    sessions = await broker_sessions(paper)
+    assert [(s["kind"], s["ip"]) for s in sessions] == [("view", EGRESS), ("trade", EGRESS)]
+    again = await a.request(  # finished: the hold is gone everywhere
+        "POST", "/login/1.0/tradeApiValidate", ip=CLIENT, json={"mpin": "654321"}, headers=headers
+    )
+    assert again.status == 401, again.body
+
+
+async def test_a_first_step_older_than_five_minutes_no_longer_serves(
+    make_gateway: GatewayFactory, paper: TestServer
+) -> None:
+    gw = await setup(make_gateway, paper)
+    view = await gw.request(
+        "POST", "/login/1.0/tradeApiLogin", ip=CLIENT, json=LOGIN_BODY, headers=CONSUMER
+    )
+    headers = {**CONSUMER, "sid": view.data["data"]["sid"], "Auth": view.data["data"]["token"]}
+    gw.clock.advance(301)
+
+    trade = await gw.request(
+        "POST", "/login/1.0/tradeApiValidate", ip=CLIENT, json={"mpin": "654321"}, headers=headers
+    )
+
+    assert trade.status == 401
+    assert "last five minutes" in trade.body.decode()
+    # the second step never reached the broker
+    assert [s["kind"] for s in await broker_sessions(paper)] == ["view"]

@@ -69,6 +69,9 @@ CREATE TABLE IF NOT EXISTS invitations (
     member_id TEXT NOT NULL, parent_id TEXT NOT NULL REFERENCES accounts(user_id),
     invited_at TEXT NOT NULL, PRIMARY KEY (member_id, parent_id)
 );
+CREATE TABLE IF NOT EXISTS login_steps (
+    key TEXT PRIMARY KEY, user_id TEXT NOT NULL, egress TEXT, expires_at TEXT NOT NULL
+);
 CREATE UNIQUE INDEX IF NOT EXISTS credentials_one_analytics ON credentials(user_id)
     WHERE kind = 'analytics' AND revoked = 0;
 """

@@ -1,4 +1,4 @@
-"""The Accounts role: accounts, apps, stored upstream credentials, algo ids.
+"""The Accounts role: accounts, apps, stored upstream credentials, algo ids, relayed logins.
 
 What every Store implementation must do, written against the interface only; ``store`` is
 parametrized over the implementations in ``conftest.STORES``.
@@ -7,12 +7,14 @@ parametrized over the implementations in ``conftest.STORES``.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from gateway.stores.base import (
     App,
     Duplicate,
+    LoginStep,
     Store,
 )
 
@@ -162,3 +164,28 @@ async def test_upstream_auth_values_stay_out_of_repr(store: Store) -> None:
     snap = await login(store, "s1", "u1")
     assert "broker-secret-1" not in repr(snap)
     assert "broker-secret-1" not in repr(await store.list_accounts())
+
+
+# relayed logins between their two steps (SPEC §14) -----------------------------------------
+
+
+async def test_a_login_step_is_read_back_until_it_expires(store: Store) -> None:
+    expires = T0 + timedelta(minutes=5)
+    await store.hold_login_step("view-hash", LoginStep("U1", "203.0.113.7", expires))
+
+    assert await store.login_step("view-hash", now=T0) == LoginStep("U1", "203.0.113.7", expires)
+    assert await store.login_step("view-hash", now=expires - timedelta(seconds=1)) is not None
+    assert await store.login_step("view-hash", now=expires) is None
+    assert await store.login_step("another", now=T0) is None
+
+
+async def test_a_login_step_is_replaced_by_a_new_hold_and_gone_once_dropped(store: Store) -> None:
+    await store.hold_login_step("k", LoginStep("U1", None, T0 + timedelta(minutes=5)))
+    await store.hold_login_step("k", LoginStep("U2", "198.51.100.7", T0 + timedelta(minutes=6)))
+
+    held = await store.login_step("k", now=T0)
+    assert held is not None and (held.user_id, held.egress) == ("U2", "198.51.100.7")
+
+    await store.drop_login_step("k")
+    assert await store.login_step("k", now=T0) is None
+    await store.drop_login_step("k")  # dropping what is gone is no error
