@@ -301,7 +301,19 @@ async def upstox_token(request: web.Request) -> web.StreamResponse:
         )
         return _passed(upstream)
     accounts = await _accounts(services)
-    account = _named(answer.get("user_id"), accounts)
+    try:
+        account = _named(answer.get("user_id"), accounts)
+    except Refused:  # the broker issued a session no account here is for: on the record
+        _audit(
+            services,
+            user_id=None,
+            step="upstox_token",
+            client_ip=client_ip,
+            egress=None,
+            status=upstream.status,
+            kept=False,
+        )
+        raise
     bearer = {"Authorization": f"Bearer {answer['access_token']}"}
     await _keep(services, account, "upstox", bearer, None, _effective_egress(account, accounts))
     token, _ = await _gateway_session(services, account, client_ip)

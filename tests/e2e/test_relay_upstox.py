@@ -105,3 +105,27 @@ async def test_a_gateway_app_still_logs_in_to_the_gateway(
     assert reply.status == 200, reply.body
     assert reply.data["user_id"] == UCC
     assert await gw.upstream_requests() == []  # nothing went to the broker
+
+
+async def test_a_broker_session_for_no_account_here_is_refused_and_on_the_record(
+    make_gateway: GatewayFactory, paper: TestServer
+) -> None:
+    gw, _ = await setup(make_gateway, paper)
+    stranger = {**UPSTOX_ACCOUNT, "api_key": "other-app-key", "api_secret": "other-secret"}
+    assert (await paper_call(paper, "PUT", "/paper/accounts/ZZ999", json=stranger))[0] == 204
+    _, code = await paper_call(paper, "POST", "/paper/accounts/ZZ999/code")
+    form = {
+        **(await token_form(paper)),
+        "code": code["code"],
+        "client_id": "other-app-key",
+        "client_secret": "other-secret",
+    }
+
+    reply = await gw.request("POST", "/v2/login/authorization/token", ip=CLIENT, data=form)
+
+    assert reply.status == 403, reply.body
+    audit = await gw.admin("GET", "/audit")
+    relayed = [r for r in audit.data["data"] if r["decision"] == "relayed_login"]
+    assert [
+        (r["step"], r["user_id"], r["broker_status"], r["broker_session_kept"]) for r in relayed
+    ] == [("upstox_token", None, 200, False)]
