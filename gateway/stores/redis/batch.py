@@ -29,7 +29,7 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 _Queued = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
@@ -77,7 +77,18 @@ class Batcher:
         that is an error fails its own command; a broken connection the rest of the batch.
         The connection's ``socket_timeout`` bounds the writing, and the reading of all the
         replies together (one timer per batch, not one per reply)."""
-        packed = b"".join([hiredis.pack_command(args) for args, _ in batch])
+        pieces: list[bytes] = []
+        sendable: list[_Queued] = []
+        for args, future in batch:
+            try:
+                pieces.append(hiredis.pack_command(args))
+            except TypeError as exc:  # an argument Redis cannot take fails its own call only
+                future.set_exception(DataError(f"{args[0]}: {exc}"))
+                continue
+            sendable.append((args, future))
+        if not sendable:
+            return
+        batch, packed = sendable, b"".join(pieces)
         try:
             await conn.send_packed_command(packed, check_health=False)
         except (RedisConnectionError, RedisTimeoutError):

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import DataError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.stores.redis.batch import Batcher
@@ -192,3 +192,16 @@ async def test_a_stalled_batch_times_out_after_the_socket_timeout(prefix: str) -
             assert all(isinstance(r, RedisTimeoutError) for r in results), results
             # the connection that timed out is not handed out again with a reply pending
             assert await asyncio.wait_for(redis.call("PING"), 1.0) is True
+
+
+async def test_an_argument_redis_cannot_take_fails_its_own_call_only(prefix: str) -> None:
+    async with batcher(redis_url(prefix)) as redis:
+        results = await asyncio.gather(
+            redis.call("SET", f"{prefix}k", "v"),
+            redis.call("SET", f"{prefix}j", None),
+            redis.call("GET", f"{prefix}k"),
+            return_exceptions=True,
+        )
+
+    assert results[0] is True and results[2] == b"v"
+    assert isinstance(results[1], DataError)  # a RedisError: the store maps it like any other
