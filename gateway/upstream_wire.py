@@ -169,24 +169,24 @@ class Pool:
             if conn is not None:
                 return conn
             # A burst opens at most MAX_CONNECTING at once: hundreds of simultaneous SYNs
-            # overflow an upstream's accept queue, and the kernel's retry after 1 s equals the
-            # connect timeout.  The wait for a turn is not counted against that timeout.
+            # overflow an upstream's accept queue, and the kernel retries a dropped SYN only
+            # after 1 s.  The wait for a turn is not counted against the connect timeout.
             async with self._connecting:
                 conn = self._reuse()  # released while this request waited for its turn
                 if conn is not None:
                     return conn
                 loop = asyncio.get_running_loop()
-                transport, fresh = await asyncio.wait_for(
-                    loop.create_connection(
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                # cancellation that lands as the connection completes
+                async with asyncio.timeout(connect_timeout):
+                    transport, fresh = await loop.create_connection(
                         lambda: Connection(loop),
                         self.origin.host,
                         self.origin.port,
                         ssl=self._ssl,
                         server_hostname=self.origin.host if self._ssl else None,
                         local_addr=self._local,
-                    ),
-                    connect_timeout,
-                )
+                    )
         except BaseException:
             self._slots.release()
             raise
