@@ -4,6 +4,11 @@ Records are appended in memory on the request path and written in batches by one
 task: every ``interval`` seconds, or at once when a batch fills up (``wake``), so no request
 ever waits for a commit.  A failed write keeps the batch for the next round (the store's
 ``flush`` puts it back); ``stop`` leaves the final flush to the store's ``close``.
+
+``stop`` does not rely on cancellation alone: a cancellation that lands as an await inside
+the flush completes can be swallowed on Python 3.11 (``asyncio.wait_for`` returns the inner
+result then, and redis-py sends with it), and the flusher ran on while the store's ``close``
+waited for it forever.  The loop also checks a stop flag after each step.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class Flusher:
         self._interval = interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -37,6 +43,8 @@ class Flusher:
         task, self._task = self._task, None
         if task is None:
             return
+        self._stopping = True
+        self._wake.set()
         task.cancel()
         try:
             await task
@@ -46,12 +54,12 @@ class Flusher:
                 raise  # the caller is being cancelled too: not ours to swallow
 
     async def _run(self) -> None:
-        while True:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
-            # that lands as the wait completes, and the flusher then never stopped
-            with contextlib.suppress(TimeoutError):
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see the module's text
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()
+            if self._stopping:
+                return
             self._wake.clear()
             with contextlib.suppress(StoreUnavailable):
                 await self._flush()

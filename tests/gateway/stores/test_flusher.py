@@ -4,6 +4,7 @@ stops when told, even when the stop lands just as a wake-up does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -72,3 +73,26 @@ async def test_a_stop_whose_caller_is_cancelled_is_cancelled_too() -> None:
 
     with pytest.raises(asyncio.CancelledError):
         await stopping
+
+
+async def test_a_flush_that_swallows_the_cancellation_still_lets_it_stop() -> None:
+    # what redis-py's sends under asyncio.wait_for can do on Python 3.11
+    started = asyncio.Event()
+    flushes = 0
+
+    async def swallowing_flush() -> None:
+        nonlocal flushes
+        flushes += 1
+        started.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+
+    flusher = Flusher(swallowing_flush, interval=0.01)
+    flusher.start()
+    flusher.wake()
+    await started.wait()
+
+    async with asyncio.timeout(1):
+        await flusher.stop()
+
+    assert flushes == 1
