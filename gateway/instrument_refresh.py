@@ -59,6 +59,7 @@ class InstrumentRefresher:
         self.poll_s = poll_s
         self.loaded_at: datetime | None = None
         self.failure: str | None = None
+        self._stopping = False  # checked as well as cancelling: see gateway/stores/flusher.py
         self.due = clock.now()  # at start
         self.failures = Counter(
             "gateway_instrument_refresh_failures",
@@ -129,9 +130,10 @@ class InstrumentRefresher:
         return problems
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.poll_s)
-            await self.tick()
+            if not self._stopping:
+                await self.tick()
 
     async def context(self, app: web.Application) -> AsyncIterator[None]:
         """``cleanup_ctx``: the first download before serving, then the daily schedule."""
@@ -141,6 +143,7 @@ class InstrumentRefresher:
         await self.tick()
         task = asyncio.create_task(self._loop())
         yield
+        self._stopping = True
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
