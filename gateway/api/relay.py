@@ -289,21 +289,15 @@ async def upstox_token(request: web.Request) -> web.StreamResponse:
         "upstox", "POST", UPSTOX_TOKEN, _headers(request, _UPSTOX_HEADERS), body
     )
     answer = _answer(upstream)
-    if answer is None or not isinstance(answer.get("access_token"), str):
-        _audit(
-            services,
-            user_id=None,
-            step="upstox_token",
-            client_ip=client_ip,
-            egress=None,
-            status=upstream.status,
-            kept=False,
-        )
-        return _passed(upstream)
     accounts = await _accounts(services)
-    try:
-        account = _named(answer.get("user_id"), accounts)
-    except Refused:  # the broker issued a session no account here is for: on the record
+    account: Account | None = None
+    refused: Refused | None = None
+    if answer is not None and isinstance(answer.get("access_token"), str):
+        try:
+            account = _named(answer.get("user_id"), accounts)
+        except Refused as exc:  # a session the broker issued for no account here
+            refused = exc
+    if answer is None or account is None:  # on the record either way, nothing kept
         _audit(
             services,
             user_id=None,
@@ -313,7 +307,9 @@ async def upstox_token(request: web.Request) -> web.StreamResponse:
             status=upstream.status,
             kept=False,
         )
-        raise
+        if refused is not None:
+            raise refused
+        return _passed(upstream)
     bearer = {"Authorization": f"Bearer {answer['access_token']}"}
     await _keep(services, account, "upstox", bearer, None, _effective_egress(account, accounts))
     token, _ = await _gateway_session(services, account, client_ip)

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from gateway.paper.app import create_paper_app
 
 from ..conftest import GatewayFactory
-from ..harness import Harness, Login
+from ..harness import Harness, Login, Reply
 from .conftest import KOTAK_RELIANCE, Kotak
 
 UCC = "AB123"
@@ -52,18 +52,28 @@ async def setup(make_gateway: GatewayFactory, paper: TestServer, **env: str) -> 
     return gw
 
 
-async def relayed_login(gw: Harness, ip: str = CLIENT) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both steps as neo_api_client sends them; (first answer, second answer)."""
+async def first_step(gw: Harness, ip: str = CLIENT) -> tuple[dict[str, Any], dict[str, str]]:
+    """``tradeApiLogin`` as neo_api_client sends it; its answer and the second step's headers."""
     view = await gw.request(
         "POST", "/login/1.0/tradeApiLogin", ip=ip, json=LOGIN_BODY, headers=CONSUMER
     )
     assert view.status == 200, view.body
     headers = {**CONSUMER, "sid": view.data["data"]["sid"], "Auth": view.data["data"]["token"]}
-    trade = await gw.request(
+    return view.data, headers
+
+
+async def second_step(gw: Harness, headers: dict[str, str], ip: str = CLIENT) -> Reply:
+    return await gw.request(
         "POST", "/login/1.0/tradeApiValidate", ip=ip, json={"mpin": "654321"}, headers=headers
     )
+
+
+async def relayed_login(gw: Harness, ip: str = CLIENT) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both steps as neo_api_client sends them; (first answer, second answer)."""
+    view, headers = await first_step(gw, ip)
+    trade = await second_step(gw, headers, ip)
     assert trade.status == 200, trade.body
-    return view.data, trade.data
+    return view, trade.data
 
 
 async def broker_sessions(paper: TestServer) -> list[dict[str, Any]]:
@@ -312,22 +322,14 @@ async def test_the_second_step_may_reach_another_instance(
     # two instances (or workers) on one store: the first step's hold is shared
     a = await setup(make_gateway, paper, store_url=redis_store_url)
     b = await make_gateway(upstream_login_relay="true", store_url=redis_store_url)
-    view = await a.request(
-        "POST", "/login/1.0/tradeApiLogin", ip=CLIENT, json=LOGIN_BODY, headers=CONSUMER
-    )
-    assert view.status == 200, view.body
-    headers = {**CONSUMER, "sid": view.data["data"]["sid"], "Auth": view.data["data"]["token"]}
+    _, headers = await first_step(a)
 
-    trade = await b.request(
-        "POST", "/login/1.0/tradeApiValidate", ip=CLIENT, json={"mpin": "654321"}, headers=headers
-    )
+    trade = await second_step(b, headers)
 
     assert trade.status == 200, trade.body
     sessions = await broker_sessions(paper)
     assert [(s["kind"], s["ip"]) for s in sessions] == [("view", EGRESS), ("trade", EGRESS)]
-    again = await a.request(  # finished: the hold is gone everywhere
-        "POST", "/login/1.0/tradeApiValidate", ip=CLIENT, json={"mpin": "654321"}, headers=headers
-    )
+    again = await second_step(a, headers)  # finished: the hold is gone everywhere
     assert again.status == 401, again.body
 
 
@@ -335,15 +337,10 @@ async def test_a_first_step_older_than_five_minutes_no_longer_serves(
     make_gateway: GatewayFactory, paper: TestServer
 ) -> None:
     gw = await setup(make_gateway, paper)
-    view = await gw.request(
-        "POST", "/login/1.0/tradeApiLogin", ip=CLIENT, json=LOGIN_BODY, headers=CONSUMER
-    )
-    headers = {**CONSUMER, "sid": view.data["data"]["sid"], "Auth": view.data["data"]["token"]}
+    _, headers = await first_step(gw)
     gw.clock.advance(301)
 
-    trade = await gw.request(
-        "POST", "/login/1.0/tradeApiValidate", ip=CLIENT, json={"mpin": "654321"}, headers=headers
-    )
+    trade = await second_step(gw, headers)
 
     assert trade.status == 401
     assert "last five minutes" in trade.body.decode()
