@@ -10,8 +10,30 @@ import orjson
 from ..base import AuditEntry, StoreUnavailable
 from ..flusher import BATCH
 from .core import AUDIT_KEEP, RedisCore, log
+from .scripts import with_prelude
 
 AUDIT_KEEP_PER_USER = 10_000
+
+WRITE_AUDIT = with_prelude(
+    "write_audit",
+    """
+-- ARGV: prefix, records kept in all, records kept per account, then (user id or '', record)
+-- pairs, oldest first: each goes to the head of the whole log and of its account's.
+local everyone, users = P .. 'audit', {}
+for i = 4, #ARGV, 2 do
+  redis.call('LPUSH', everyone, ARGV[i + 1])
+  if ARGV[i] ~= '' then
+    users[ARGV[i]] = true
+    redis.call('LPUSH', key('audit-user', ARGV[i]), ARGV[i + 1])
+  end
+end
+redis.call('LTRIM', everyone, 0, tonumber(ARGV[2]) - 1)
+for uid in pairs(users) do
+  redis.call('LTRIM', key('audit-user', uid), 0, tonumber(ARGV[3]) - 1)
+end
+return {}
+""",
+)
 
 
 class RedisAudit(RedisCore):
@@ -30,21 +52,15 @@ class RedisAudit(RedisCore):
         batch, self._pending_audit = self._pending_audit, []
         if not batch:
             return
+        flat: list[Any] = []
+        for user_id, record in batch:
+            flat += [user_id or "", record]
         try:
-            with self._redis():
-                async with self._client.pipeline(transaction=True) as pipe:
-                    everyone = self._key("audit")
-                    pipe.lpush(everyone, *(record for _, record in batch))
-                    pipe.ltrim(everyone, 0, AUDIT_KEEP - 1)
-                    by_user: dict[str, list[bytes]] = {}
-                    for user_id, record in batch:
-                        if user_id is not None:
-                            by_user.setdefault(user_id, []).append(record)
-                    for user_id, records in by_user.items():
-                        mine = self._key("audit-user", user_id)
-                        pipe.lpush(mine, *records)
-                        pipe.ltrim(mine, 0, AUDIT_KEEP_PER_USER - 1)
-                    await pipe.execute()
+            # one script, through the batcher: applied at most once (a pipeline under redis-py's
+            # retry could write a batch twice when its reply was lost)
+            await self._eval(
+                WRITE_AUDIT, (), (self._prefix, AUDIT_KEEP, AUDIT_KEEP_PER_USER, *flat)
+            )
         except StoreUnavailable:
             # Keep the batch (in order) for the next flush, up to a bound while Redis is down.
             self._pending_audit[:0] = batch

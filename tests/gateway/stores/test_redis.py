@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from gateway.config_values import redis_url_parts as parse_url
 from gateway.stores.base import ApiToken, AuditEntry, Snapshot, StaleSnapshot, StoreUnavailable
 from gateway.stores.redis import RedisStore
+from gateway.stores.redis.audit import WRITE_AUDIT
 from rules.decisions import Refused
 from rules.orders import KnownOrder
 from rules.ratelimit import SlidingWindowLimiter
@@ -438,3 +439,23 @@ async def test_unreachable_redis_is_unavailable_on_every_path_an_order_takes() -
         await store.close()  # logs the unwritten record, does not raise
     with pytest.raises(StoreUnavailable, match="closed"):
         await store.ping()
+
+
+async def test_the_audit_script_writes_newest_first_and_keeps_each_list_to_its_cap() -> None:
+    prefix = unique_prefix()
+    store = RedisStore.from_url(redis_url(prefix))
+    pairs = [("U1", b"r1"), ("", b"r2"), ("U1", b"r3"), ("U2", b"r4"), ("U1", b"r5")]
+    try:
+        await store._eval(WRITE_AUDIT, (), (prefix, 3, 2, *(x for p in pairs for x in p)))
+        client = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            everyone = await client.lrange(f"{prefix}audit", 0, -1)
+            u1 = await client.lrange(f"{prefix}audit-user:U1", 0, -1)
+            u2 = await client.lrange(f"{prefix}audit-user:U2", 0, -1)
+        finally:
+            await client.aclose()
+    finally:
+        await store.close()
+        await delete_prefix(prefix)
+
+    assert (everyone, u1, u2) == ([b"r5", b"r4", b"r3"], [b"r5", b"r3"], [b"r4"])
