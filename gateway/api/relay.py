@@ -26,6 +26,7 @@ The view token of a kotak first step is remembered in this process for five minu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -99,30 +100,33 @@ def _named(code: object, accounts: list[Account]) -> Account:
     return next(a for a in accounts if a.user_id == user_id)
 
 
-def _audit(
-    services: Services,
-    *,
-    user_id: str | None,
-    step: str,
-    client_ip: IPAddress,
-    egress: str | None,
-    status: int,
-    kept: bool,
-) -> None:
-    services.store.audit(
-        AuditEntry.of(
-            {
-                "at": services.clock.now().isoformat(),
-                "user_id": user_id,
-                "decision": "relayed_login",
-                "step": step,
-                "client_ip": str(client_ip),
-                "egress_ip": egress,
-                "broker_status": status,
-                "broker_session_kept": kept,
-            }
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One relayed login step, as the audit log records it (SPEC §14): once the broker was
+    asked, every outcome is on the record, kept or not."""
+
+    services: Services
+    step: str
+    client_ip: IPAddress
+    egress: str | None
+    status: int
+
+    def record(self, user_id: str | None, *, kept: bool = False) -> None:
+        services = self.services
+        services.store.audit(
+            AuditEntry.of(
+                {
+                    "at": services.clock.now().isoformat(),
+                    "user_id": user_id,
+                    "decision": "relayed_login",
+                    "step": self.step,
+                    "client_ip": str(self.client_ip),
+                    "egress_ip": self.egress,
+                    "broker_status": self.status,
+                    "broker_session_kept": kept,
+                }
+            )
         )
-    )
 
 
 async def _gateway_session(
@@ -184,6 +188,7 @@ async def kotak_login(request: web.Request) -> web.StreamResponse:
         egress=egress,
         host="login",
     )
+    _Attempt(services, "kotak_login", client_ip, egress, upstream.status).record(account.user_id)
     data = (_answer(upstream) or {}).get("data")
     if isinstance(data, dict) and isinstance(data.get("token"), str):
         # in the store, not this process: the second step may reach another worker
@@ -197,15 +202,6 @@ async def kotak_login(request: web.Request) -> web.StreamResponse:
                 "the broker answered the first login step, but the gateway's store could not"
                 " keep it for the second; log in again",
             ) from exc
-    _audit(
-        services,
-        user_id=account.user_id,
-        step="kotak_login",
-        client_ip=client_ip,
-        egress=egress,
-        status=upstream.status,
-        kept=False,
-    )
     return _passed(upstream)  # its view token only serves the second step
 
 
@@ -230,23 +226,19 @@ async def kotak_validate(request: web.Request) -> web.StreamResponse:
         egress=pending.egress,
         host="login",
     )
+    attempt = _Attempt(services, "kotak_validate", client_ip, pending.egress, upstream.status)
     answer = _answer(upstream)
     data = None if answer is None else answer.get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("token"), str):
-        _audit(
-            services,
-            user_id=pending.user_id,
-            step="kotak_validate",
-            client_ip=client_ip,
-            egress=pending.egress,
-            status=upstream.status,
-            kept=False,
-        )
+    if answer is None or not isinstance(data, dict) or not isinstance(data.get("token"), str):
+        attempt.record(pending.user_id)
         return _passed(upstream)
-    assert answer is not None
-    account = _named(data.get("ucc"), await _accounts(services))
-    if account.user_id != pending.user_id:
-        raise Refused(Reason.FORBIDDEN, "the broker's answer names another account")
+    try:
+        account = _named(data.get("ucc"), await _accounts(services))
+        if account.user_id != pending.user_id:
+            raise Refused(Reason.FORBIDDEN, "the broker's answer names another account")
+    except Refused:
+        attempt.record(pending.user_id)
+        raise
     headers = {"Auth": data["token"], "Sid": str(data.get("sid", ""))}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]  # the consumer key
@@ -256,15 +248,7 @@ async def kotak_validate(request: web.Request) -> web.StreamResponse:
     )
     await services.store.drop_login_step(view)
     token, session_id = await _gateway_session(services, account, client_ip)
-    _audit(
-        services,
-        user_id=account.user_id,
-        step="kotak_validate",
-        client_ip=client_ip,
-        egress=pending.egress,
-        status=upstream.status,
-        kept=True,
-    )
+    attempt.record(account.user_id, kept=True)
     data = {**data, "token": token, "sid": session_id, "baseUrl": _public_url(request, services)}
     return web.Response(
         status=upstream.status,
@@ -288,40 +272,21 @@ async def upstox_token(request: web.Request) -> web.StreamResponse:
     upstream = await services.upstream.send(
         "upstox", "POST", UPSTOX_TOKEN, _headers(request, _UPSTOX_HEADERS), body
     )
+    attempt = _Attempt(services, "upstox_token", client_ip, None, upstream.status)
     answer = _answer(upstream)
-    accounts = await _accounts(services)
-    account: Account | None = None
-    refused: Refused | None = None
-    if answer is not None and isinstance(answer.get("access_token"), str):
-        try:
-            account = _named(answer.get("user_id"), accounts)
-        except Refused as exc:  # a session the broker issued for no account here
-            refused = exc
-    if answer is None or account is None:  # on the record either way, nothing kept
-        _audit(
-            services,
-            user_id=None,
-            step="upstox_token",
-            client_ip=client_ip,
-            egress=None,
-            status=upstream.status,
-            kept=False,
-        )
-        if refused is not None:
-            raise refused
+    if answer is None or not isinstance(answer.get("access_token"), str):
+        attempt.record(None)
         return _passed(upstream)
+    accounts = await _accounts(services)
+    try:
+        account = _named(answer.get("user_id"), accounts)
+    except Refused:  # a session the broker issued for no account here
+        attempt.record(None)
+        raise
     bearer = {"Authorization": f"Bearer {answer['access_token']}"}
     await _keep(services, account, "upstox", bearer, None, _effective_egress(account, accounts))
     token, _ = await _gateway_session(services, account, client_ip)
-    _audit(
-        services,
-        user_id=account.user_id,
-        step="upstox_token",
-        client_ip=client_ip,
-        egress=None,
-        status=upstream.status,
-        kept=True,
-    )
+    attempt.record(account.user_id, kept=True)
     answer = {k: v for k, v in answer.items() if k != "extended_token"}
     answer["access_token"] = token
     return web.Response(
