@@ -48,6 +48,22 @@ def neo_client(gw: Harness, login: Login) -> Any:
     return client
 
 
+async def place_reliance(client: Any, **overrides: str) -> Any:
+    """``place_order`` of one RELIANCE share, MARKET unless ``overrides`` say otherwise."""
+    order = {
+        "exchange_segment": "nse_cm",
+        "product": "CNC",
+        "price": "0",
+        "order_type": "MKT",
+        "quantity": "1",
+        "validity": "DAY",
+        "trading_symbol": "RELIANCE-EQ",
+        "transaction_type": "B",
+        **overrides,
+    }
+    return await asyncio.to_thread(lambda: client.place_order(**order))
+
+
 @pytest.fixture(autouse=True)
 def _no_sdk_file_log(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEO_LOG_FILE_ENABLED", "false")
@@ -58,18 +74,7 @@ async def test_kotak_client_places_modifies_and_cancels_through_the_gateway(gw: 
     await gw.push_ltp({KOTAK_RELIANCE: "1401.5"})
     client = neo_client(gw, trader)
 
-    placed = await asyncio.to_thread(
-        client.place_order,
-        exchange_segment="nse_cm",
-        product="CNC",
-        price="0",
-        order_type="MKT",
-        quantity="1",
-        validity="DAY",
-        trading_symbol="RELIANCE-EQ",
-        transaction_type="B",
-        tag="sdk-1",
-    )
+    placed = await place_reliance(client, tag="sdk-1")
     assert placed["stat"] == "Ok", placed
     order_id = placed["nOrdNo"]
 
@@ -110,17 +115,7 @@ async def test_kotak_client_gets_kotaks_refusal_from_an_unregistered_ip(gw: Harn
     elsewhere = await gw.login(trader, ip="127.0.0.5")
     client = neo_client(gw, elsewhere)
 
-    refused = await asyncio.to_thread(
-        client.place_order,
-        exchange_segment="nse_cm",
-        product="CNC",
-        price="1400",
-        order_type="L",
-        quantity="1",
-        validity="DAY",
-        trading_symbol="RELIANCE-EQ",
-        transaction_type="B",
-    )
+    refused = await place_reliance(client, price="1400", order_type="L")
 
     assert refused == {"stCode": 100008, "errMsg": "unauthorized", "stat": "Not_Ok"}
     assert await gw.upstream_requests() == []

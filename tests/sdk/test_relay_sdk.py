@@ -28,7 +28,8 @@ from ..e2e.test_relay import (
     paper_call,
     setup,
 )
-from ..harness import RELIANCE, Harness
+from ..harness import RELIANCE
+from .test_kotak_sdk import place_reliance
 
 pytestmark = pytest.mark.sdk
 
@@ -38,24 +39,11 @@ def _no_sdk_file_log(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEO_LOG_FILE_ENABLED", "false")
 
 
-def neo_client(gw: Harness, ip: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    neo_utility = importlib.import_module("neo_api_client.utils.neo_utility")
-    monkeypatch.setattr(neo_utility, "SESSION_PROD_BASE_URL", gw.url)
-    neo_api = importlib.import_module("neo_api_client")
-    return neo_api.NeoAPI(
-        consumer_key="consumer-key-abc",
-        environment="prod",
-        transport=httpx.HTTPTransport(local_address=ip),
-        http2=False,
-        timeout=10,
-    )
-
-
 async def test_the_kotak_client_logs_in_through_the_gateway_and_places_a_market_order(
     make_gateway: GatewayFactory, paper: TestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gw = await setup(make_gateway, paper)
-    client = neo_client(gw, CLIENT, monkeypatch)
+    client = neo_client_at(gw.url, CLIENT, monkeypatch)
 
     view = await asyncio.to_thread(
         client.totp_login, mobile_number="+919999999999", ucc=UCC, totp="123456"
@@ -65,18 +53,7 @@ async def test_the_kotak_client_logs_in_through_the_gateway_and_places_a_market_
     assert trade["data"]["kType"] == "Trade", trade
     assert client.configuration.base_url == gw.url  # it keeps talking to the gateway
 
-    placed = await asyncio.to_thread(
-        client.place_order,
-        exchange_segment="nse_cm",
-        product="CNC",
-        price="0",
-        order_type="MKT",
-        quantity="1",
-        validity="DAY",
-        trading_symbol="RELIANCE-EQ",
-        transaction_type="B",
-        tag="relay-1",
-    )
+    placed = await place_reliance(client, tag="relay-1")
     assert placed["stat"] == "Ok", placed
 
     orders = [o for o in await gw.upstream_orders() if o["dialect"] == "kotak"]
@@ -104,17 +81,7 @@ async def test_the_same_client_logged_in_directly_elsewhere_gets_1037(
     moved.configuration.base_url = direct.configuration.base_url
     moved.configuration.edit_token = direct.configuration.edit_token
     moved.configuration.edit_sid = direct.configuration.edit_sid
-    placed = await asyncio.to_thread(
-        moved.place_order,
-        exchange_segment="nse_cm",
-        product="CNC",
-        price="1400",
-        order_type="L",
-        quantity="1",
-        validity="DAY",
-        trading_symbol="RELIANCE-EQ",
-        transaction_type="B",
-    )
+    placed = await place_reliance(moved, price="1400", order_type="L")
     assert placed == {
         "stCode": 1037,
         "errMsg": "session ip doesnt match with reqest ip",
