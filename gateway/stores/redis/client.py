@@ -79,7 +79,8 @@ def connect(url: str, **overrides: Any) -> tuple[aioredis.Redis, str]:
     options.setdefault("socket_connect_timeout", DEFAULT_TIMEOUT_S)
     pool_timeout = options.pop("pool_timeout", DEFAULT_POOL_TIMEOUT_S)
     max_connections = options.pop("max_connections", DEFAULT_MAX_CONNECTIONS)
-    # One quick reconnect for a pooled connection the server dropped; then fail closed.
+    # redis-py uses this for connecting only: the store's commands go through batch.py, which
+    # writes a batch again once if the write failed and never after it was written.
     options.setdefault("retry", Retry(NoBackoff(), 1))
     if parts.username:
         options.setdefault("username", unquote(parts.username))
