@@ -19,15 +19,21 @@ from .services import Services, token_hash
 from .stores.base import Snapshot, StaleSnapshot
 from .stores.roles import Credentials
 
+_CLIENT_IP: web.RequestKey[IPAddress] = web.RequestKey("client_ip")
+
 
 def client_ip(request: web.Request, trusted_proxies: tuple[IPNetwork, ...]) -> IPAddress:
-    """The client IP (SPEC §3): the TCP peer, or the forwarded chain behind trusted proxies."""
-    return resolve_client_ip(
-        request.remote,  # the TCP peer, read once per connection by aiohttp
-        forwarded=request.headers.getall("Forwarded", []),
-        x_forwarded_for=request.headers.getall("X-Forwarded-For", []),
-        trusted=trusted_proxies,
-    )
+    """The client IP (SPEC §3): the TCP peer, or the forwarded chain behind trusted proxies.
+    Resolved once per request (the pipeline and the request log both ask)."""
+    known = request.get(_CLIENT_IP)
+    if known is None:
+        known = request[_CLIENT_IP] = resolve_client_ip(
+            request.remote,  # the TCP peer, read once per connection by aiohttp
+            forwarded=request.headers.getall("Forwarded", []),
+            x_forwarded_for=request.headers.getall("X-Forwarded-For", []),
+            trusted=trusted_proxies,
+        )
+    return known
 
 
 def request_client_ip(request: web.Request, services: Services) -> IPAddress:
